@@ -1,0 +1,1 @@
+"""The `ais` command line."""

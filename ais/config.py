@@ -1,0 +1,158 @@
+"""Node configuration: one frozen, typed object loaded from a JSON file plus `AIS_*` overrides.
+
+Every setting `section.key` can be overridden by the environment variable
+`AIS_<SECTION>_<KEY>` (upper case), e.g. `AIS_NET_PUBLIC_PORT=51080`,
+`AIS_TARGET_MOUNTPATHS=/data/1,/data/2`, `AIS_TIMEOUTS_CONTROL_S=5`.
+`AIS_PRIMARY_EP` (AIStore's name) overrides `proxy.primary_url`.
+A runtime change builds a new object; nothing mutates a loaded config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, get_args, get_origin, get_type_hints
+
+from ais.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    role: str = "target"
+    id: str = ""            # empty: generated on first start and persisted
+    conf_dir: str = "/tmp/ais/node"   # cluster map, bucket metadata and node ID live here
+
+
+@dataclass(frozen=True)
+class NetSection:
+    hostname: str = "127.0.0.1"
+    public_port: int = 51080
+    intra_port: int = 51081
+    max_header_bytes: int = 16384
+    header_read_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ProxySection:
+    primary_url: str = ""   # intra-cluster URL of the primary proxy to join
+    is_primary: bool = False  # only consulted when no cluster map is persisted yet
+
+
+@dataclass(frozen=True)
+class TargetSection:
+    mountpaths: tuple[str, ...] = ()
+    fsync: bool = True
+    io_workers_per_mountpath: int = 8
+    write_buffer_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class TimeoutsSection:
+    control_s: float = 10.0          # total timeout of an intra-cluster control call
+    connect_s: float = 3.0
+    data_read_s: float = 60.0        # per-read timeout of data-plane streams
+    keepalive_interval_s: float = 2.0
+    keepalive_dead_s: float = 10.0   # primary marks a node dead after this silence
+    join_wait_s: float = 60.0
+    shutdown_s: float = 10.0
+    metasync_retry_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class ClusterSection:
+    secret: str = ""   # shared join secret; empty = no check
+
+
+@dataclass(frozen=True)
+class LogSection:
+    level: str = "INFO"
+    file: str = ""     # empty = stderr
+
+
+@dataclass(frozen=True)
+class Config:
+    node: NodeSection = field(default_factory=NodeSection)
+    net: NetSection = field(default_factory=NetSection)
+    proxy: ProxySection = field(default_factory=ProxySection)
+    target: TargetSection = field(default_factory=TargetSection)
+    timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
+    log: LogSection = field(default_factory=LogSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def updated(self, changes: Mapping[str, Any]) -> "Config":
+        """A new config with `section.key` values replaced (values coerced to field types)."""
+        merged = self.to_dict()
+        for dotted, value in changes.items():
+            section, _, key = dotted.partition(".")
+            if section not in merged or key not in merged[section]:
+                raise BadRequest(f"unknown config key {dotted!r}")
+            merged[section][key] = value
+        return from_dict(merged)
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    try:
+        if get_origin(tp) is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            (inner, *_) = get_args(tp)
+            return tuple(_coerce(inner, v, name) for v in value)
+        if tp is bool:
+            if isinstance(value, str):
+                low = value.lower()
+                if low in ("1", "t", "true", "yes", "on"):
+                    return True
+                if low in ("0", "f", "false", "no", "off", ""):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if tp in (int, float, str):
+            return tp(value)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"invalid value {value!r} for config {name}") from exc
+    return value
+
+
+def from_dict(data: Mapping[str, Any]) -> Config:
+    sections: dict[str, Any] = {}
+    for sec in dataclasses.fields(Config):
+        sec_cls = sec.type if isinstance(sec.type, type) else get_type_hints(Config)[sec.name]
+        raw = dict(data.get(sec.name) or {})
+        hints = get_type_hints(sec_cls)
+        kwargs = {}
+        for f in dataclasses.fields(sec_cls):
+            if f.name in raw:
+                kwargs[f.name] = _coerce(hints[f.name], raw.pop(f.name), f"{sec.name}.{f.name}")
+        if raw:
+            raise BadRequest(f"unknown config keys in section {sec.name!r}: {sorted(raw)}")
+        sections[sec.name] = sec_cls(**kwargs)
+    return Config(**sections)
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Collect `AIS_<SECTION>_<KEY>` values that name a known setting."""
+    out: dict[str, Any] = {}
+    hints = get_type_hints(Config)
+    for sec in dataclasses.fields(Config):
+        for f in dataclasses.fields(hints[sec.name]):
+            var = f"AIS_{sec.name}_{f.name}".upper()
+            if var in environ:
+                out[f"{sec.name}.{f.name}"] = environ[var]
+    if "AIS_PRIMARY_EP" in environ:
+        out["proxy.primary_url"] = environ["AIS_PRIMARY_EP"]
+    return out
+
+
+def load(path: str | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load the config file (JSON) and apply environment overrides."""
+    data: dict[str, Any] = {}
+    if path:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    cfg = from_dict(data)
+    return cfg.updated(env_overrides(os.environ if environ is None else environ))

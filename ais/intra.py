@@ -1,0 +1,94 @@
+"""Intra-cluster HTTP calls: one aiohttp session per process, timeouts from config, request IDs
+forwarded, and foreign exceptions translated once at this boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Mapping
+
+import aiohttp
+
+from ais import apc
+from ais.config import TimeoutsSection
+from ais.errors import AisError, ServiceUnavailable
+from ais.log import request_id
+
+log = logging.getLogger(__name__)
+
+
+class PeerError(AisError):
+    """A peer answered with an error status; carries its status and message through."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = "peer-error"
+
+
+def _peer_message(status: int, text: str) -> str:
+    try:
+        body = json.loads(text)
+        if isinstance(body, dict) and "message" in body:
+            return str(body["message"])
+    except ValueError:
+        pass
+    return text.strip() or f"status {status}"
+
+
+class IntraClient:
+    def __init__(self, timeouts: TimeoutsSection, caller_id: str) -> None:
+        self.timeouts = timeouts
+        self.caller_id = caller_id
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=512, limit_per_host=128, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "IntraClient used before start()"
+        return self._session
+
+    def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        h = {apc.HDR_CALLER_ID: self.caller_id, apc.HDR_REQUEST_ID: request_id.get()}
+        if extra:
+            h.update(extra)
+        return h
+
+    def control_timeout(self, total_s: float | None = None) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=total_s or self.timeouts.control_s, connect=self.timeouts.connect_s)
+
+    def data_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect_s,
+                                     sock_read=self.timeouts.data_read_s)
+
+    async def call(self, method: str, url: str, *, json_body: Any = None, params: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None, timeout_s: float | None = None) -> tuple[int, bytes, Mapping[str, str]]:
+        """A control-plane call: returns (status, body, headers); raises PeerError for >= 400."""
+        data = None if json_body is None else json.dumps(json_body)
+        hdrs = self.headers(headers)
+        if data is not None:
+            hdrs["Content-Type"] = apc.JSON
+        try:
+            async with self.session.request(method, url, data=data, params=params, headers=hdrs,
+                                            timeout=self.control_timeout(timeout_s),
+                                            allow_redirects=False) as resp:
+                body = await resp.read()
+                if resp.status >= 400:
+                    err = resp.headers.get(apc.HDR_ERROR)
+                    text = err if err else body.decode("utf-8", "replace")
+                    raise PeerError(resp.status, _peer_message(resp.status, text))
+                return resp.status, body, resp.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise ServiceUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+
+    async def call_json(self, method: str, url: str, **kw: Any) -> Any:
+        _, body, _ = await self.call(method, url, **kw)
+        return json.loads(body) if body else None

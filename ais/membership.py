@@ -1,0 +1,219 @@
+"""Cluster metadata on every node: the persisted store, the metasync receiver, and joining.
+
+`MetaStore` holds the current cluster map and bucket metadata, accepts only newer versions,
+and persists each before applying it. `ClusterAgent` registers a non-primary node with the
+primary, sends keepalives, and pulls metadata when the primary reports a newer version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from typing import Any, Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from ais import apc
+from ais.cmap import BucketMD, ClusterMap, Node
+from ais.errors import BadMessage, Forbidden
+from ais.intra import IntraClient, PeerError
+from ais.web import read_json
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[ClusterMap | None, BucketMD | None], Awaitable[None]]
+
+SMAP_FILE = "cluster_map.json"
+BMD_FILE = "bucket_md.json"
+ID_FILE = "node_id"
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Blocking: temp file, fsync, rename, fsync dir. Call through an executor."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def load_or_create_id(conf_dir: str, configured: str) -> str:
+    """Blocking, start-up only: the node ID survives restarts."""
+    os.makedirs(conf_dir, exist_ok=True)
+    path = os.path.join(conf_dir, ID_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            stored = f.read().strip()
+        if stored:
+            return stored
+    node_id = configured or _random_id()
+    write_atomic(path, node_id.encode())
+    return node_id
+
+
+def _random_id() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(8))
+
+
+class MetaStore:
+    def __init__(self, conf_dir: str) -> None:
+        self.conf_dir = conf_dir
+        self.smap: ClusterMap | None = None
+        self.bmd: BucketMD | None = None
+        self._lock = asyncio.Lock()
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, fn: Listener) -> None:
+        self._listeners.append(fn)
+
+    def load(self) -> None:
+        """Blocking, start-up only."""
+        for name, attr, cls in ((SMAP_FILE, "smap", ClusterMap), (BMD_FILE, "bmd", BucketMD)):
+            path = os.path.join(self.conf_dir, name)
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    setattr(self, attr, cls.from_wire(json.load(f)))
+
+    async def apply(self, smap: ClusterMap | None = None, bmd: BucketMD | None = None) -> bool:
+        """Accept newer versions only; persist, then apply, then notify. True if anything changed."""
+        async with self._lock:
+            if smap is not None and self.smap is not None:
+                if smap.uuid and self.smap.uuid and smap.uuid != self.smap.uuid:
+                    raise Forbidden(f"cluster map of another cluster ({smap.uuid} != {self.smap.uuid})")
+                if smap.version <= self.smap.version:
+                    smap = None
+            if bmd is not None and self.bmd is not None and bmd.version <= self.bmd.version:
+                bmd = None
+            if smap is None and bmd is None:
+                return False
+            loop = asyncio.get_running_loop()
+            if smap is not None:
+                await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, SMAP_FILE),
+                                           json.dumps(smap.to_wire()).encode())
+                self.smap = smap
+            if bmd is not None:
+                await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, BMD_FILE),
+                                           json.dumps(bmd.to_wire()).encode())
+                self.bmd = bmd
+        for fn in self._listeners:
+            try:
+                await fn(smap, bmd)
+            except Exception:  # noqa: BLE001 - a listener failure must not undo a persisted version
+                log.exception("metadata listener failed")
+        return True
+
+    async def apply_wire(self, payload: Mapping[str, Any]) -> bool:
+        try:
+            smap = ClusterMap.from_wire(payload["smap"]) if payload.get("smap") else None
+            bmd = BucketMD.from_wire(payload["bmd"]) if payload.get("bmd") else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadMessage(f"malformed metasync payload: {exc}") from exc
+        return await self.apply(smap, bmd)
+
+    def payload(self) -> dict[str, Any]:
+        return {"smap": self.smap.to_wire() if self.smap else None,
+                "bmd": self.bmd.to_wire() if self.bmd else None}
+
+
+def metasync_handler(store: MetaStore) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """`PUT /v1/metasync` on the intra listener: receive versions pushed by the primary."""
+    async def handle(request: web.Request) -> web.StreamResponse:
+        payload = await read_json(request, limit=64 << 20)
+        if not isinstance(payload, dict):
+            raise BadMessage("metasync payload must be a JSON object")
+        await store.apply_wire(payload)
+        return web.json_response({"smap_version": store.smap.version if store.smap else 0,
+                                  "bmd_version": store.bmd.version if store.bmd else 0})
+    return handle
+
+
+class ClusterAgent:
+    """A non-primary node's link to the primary: join, keepalive, catch up."""
+
+    def __init__(self, me: Node, store: MetaStore, http: IntraClient, primary_url: str,
+                 interval_s: float, secret: str = "") -> None:
+        self.me, self.store, self.http = me, store, http
+        self.seed_primary_url = primary_url
+        self.interval_s = interval_s
+        self.secret = secret
+        self._task: asyncio.Task[None] | None = None
+
+    def primary_urls(self) -> list[str]:
+        urls = []
+        if self.store.smap is not None and self.store.smap.primary_id != self.me.id:
+            urls.append(self.store.smap.primary.intra_url)
+        if self.seed_primary_url and self.seed_primary_url not in urls:
+            urls.append(self.seed_primary_url)
+        return urls
+
+    async def join(self, deadline_s: float) -> None:
+        """Register with the primary, retrying until it answers or the deadline passes."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        last: Exception | None = None
+        while loop.time() < end:
+            for url in self.primary_urls():
+                try:
+                    resp = await self.http.call_json(
+                        "POST", f"{url}/v1/cluster/autoreg", json_body={"node": self.me.to_wire()},
+                        headers={apc.HDR_CLUSTER_SECRET: self.secret})
+                    await self.store.apply_wire(resp)
+                    log.info("joined the cluster via %s (cluster map v%s)", url,
+                             self.store.smap.version if self.store.smap else "?")
+                    return
+                except PeerError as exc:
+                    if exc.status in (401, 403):
+                        raise
+                    last = exc
+                except Exception as exc:  # noqa: BLE001 - retried until the deadline
+                    last = exc
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"could not join the primary at {self.primary_urls()}: {last}")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._keepalive_loop(), name="keepalive")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _keepalive_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.keepalive_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keepalives retry forever
+                log.warning("keepalive failed: %s", exc)
+
+    async def keepalive_once(self) -> None:
+        smap_v = self.store.smap.version if self.store.smap else 0
+        bmd_v = self.store.bmd.version if self.store.bmd else 0
+        for url in self.primary_urls():
+            try:
+                resp = await self.http.call_json(
+                    "POST", f"{url}/v1/cluster/keepalive",
+                    json_body={"node": self.me.to_wire(), "smap_version": smap_v, "bmd_version": bmd_v},
+                    headers={apc.HDR_CLUSTER_SECRET: self.secret})
+            except PeerError as exc:
+                if exc.status == 404:  # the primary no longer knows us: register again
+                    await self.join(deadline_s=self.interval_s * 5)
+                    return
+                raise
+            if resp and (resp.get("smap") or resp.get("bmd")):
+                await self.store.apply_wire(resp)
+            return

@@ -1,0 +1,148 @@
+"""Bucket identity, name validation and unames (`provider/@ns/bucket/object`).
+
+Validation is the first line of defence against path traversal: an object name that passes
+`check_object_name` can never resolve outside its bucket directory.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ais import apc
+from ais.errors import InvalidName
+
+_BUCKET_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_NS_RE = re.compile(r"^[A-Za-z0-9_.\-]{0,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    uuid: str = ""
+    name: str = ""
+
+    @property
+    def uname(self) -> str:
+        return f"@{self.uuid}#{self.name}"
+
+    @property
+    def is_global(self) -> bool:
+        return not self.uuid and not self.name
+
+    @classmethod
+    def parse(cls, text: str) -> "Namespace":
+        """Parse `@uuid#name` (the SDK's `Namespace.get_path()`); empty means global."""
+        if not text or text in ("@#", "#"):
+            return cls()
+        if not text.startswith("@") or "#" not in text:
+            raise InvalidName(f"invalid namespace {text!r}: expected '@uuid#name'")
+        uuid, _, name = text[1:].partition("#")
+        if not _NS_RE.match(uuid) or not _NS_RE.match(name):
+            raise InvalidName(f"invalid namespace {text!r}")
+        return cls(uuid, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    name: str
+    provider: str = apc.PROVIDER_AIS
+    namespace: Namespace = Namespace()
+
+    @property
+    def cname(self) -> str:
+        """Display name the SDK's error parser recognises: `ais://name`."""
+        scheme = apc.PROVIDER_SCHEME.get(self.provider, self.provider)
+        if self.namespace.is_global:
+            return f"{scheme}://{self.name}"
+        return f"{scheme}://{self.namespace.uname}/{self.name}"
+
+    @property
+    def uname(self) -> str:
+        """`provider/@uuid#ns/name/`, the prefix of every object's uname (reference §3.2)."""
+        return f"{self.provider}/{self.namespace.uname}/{self.name}/"
+
+    def object_uname(self, obj: str) -> str:
+        return self.uname + obj
+
+    def object_cname(self, obj: str) -> str:
+        return f"{self.cname}/{obj}"
+
+    @property
+    def is_ais(self) -> bool:
+        return self.provider == apc.PROVIDER_AIS
+
+    def to_wire(self) -> dict[str, object]:
+        return {"name": self.name, "provider": self.provider,
+                "namespace": {"uuid": self.namespace.uuid, "name": self.namespace.name}}
+
+
+def normalize_provider(provider: str) -> str:
+    try:
+        return apc.PROVIDER_ALIASES[provider.lower()]
+    except KeyError:
+        raise InvalidName(f"unknown provider {provider!r}") from None
+
+
+def check_bucket_name(name: str) -> str:
+    if not _BUCKET_RE.match(name) or name in (".", ".."):
+        raise InvalidName(
+            f"invalid bucket name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
+    return name
+
+
+def make_bucket(name: str, provider: str = "", namespace: str = "") -> Bucket:
+    return Bucket(check_bucket_name(name), normalize_provider(provider), Namespace.parse(namespace))
+
+
+def parse_uname_bucket(uname: str) -> Bucket:
+    """Parse a bucket uname as sent in `bck_to`: `ais/@#/dst/` (trailing slash optional)."""
+    parts = uname.strip("/").split("/")
+    if len(parts) == 3:
+        prov, ns, name = parts
+    elif len(parts) == 2:
+        (prov, name), ns = parts, ""
+    else:
+        raise InvalidName(f"invalid bucket uname {uname!r}: expected 'provider/@uuid#ns/bucket/'")
+    return make_bucket(name, prov, ns)
+
+
+def parse_uname_object(uname: str) -> tuple[Bucket, str]:
+    """Parse an object uname as sent in `object_to`: `ais/@#/bucket/dir/obj`."""
+    parts = uname.split("/", 3)
+    if len(parts) != 4 or not parts[3]:
+        raise InvalidName(f"invalid object uname {uname!r}: expected 'provider/@uuid#ns/bucket/object'")
+    bck = make_bucket(parts[2], parts[0], parts[1])
+    return bck, check_object_name(parts[3])
+
+
+def check_object_name(name: str) -> str:
+    """Reject names that could escape the bucket directory or break the on-disk layout."""
+    if not name:
+        raise InvalidName("object name is empty")
+    if len(name.encode("utf-8", "surrogatepass")) > apc.MAX_OBJ_NAME_BYTES:
+        raise InvalidName(f"object name is longer than {apc.MAX_OBJ_NAME_BYTES} bytes")
+    if "\x00" in name:
+        raise InvalidName("object name contains a NUL byte")
+    if name.startswith("/"):
+        raise InvalidName(f"object name {name!r} is an absolute path")
+    for seg in name.split("/"):
+        if seg in ("..", "."):
+            raise InvalidName(f"object name {name!r} has a '{seg}' path segment")
+        if seg == "":
+            raise InvalidName(f"object name {name!r} has an empty path segment")
+        if len(seg.encode("utf-8", "surrogatepass")) > 255:
+            raise InvalidName(f"object name {name!r} has a path segment longer than 255 bytes")
+    return name
+
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False", ""}
+
+
+def parse_bool(value: str | None, what: str = "value") -> bool:
+    """Go `strconv.ParseBool` forms (the SDK sends Python's `True`/`False`)."""
+    if value is None or value in _FALSE:
+        return False
+    if value in _TRUE:
+        return True
+    raise InvalidName(f"invalid boolean {value!r} for {what}")

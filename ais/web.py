@@ -1,0 +1,189 @@
+"""Shared aiohttp scaffolding for proxies and targets.
+
+- `middlewares()`: request IDs, metrics, and the one place errors become HTTP responses.
+- `read_json` / `read_action`: bounded, validated control-message bodies.
+- `Listener`: start and gracefully stop one aiohttp application on host:port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from ais import apc
+from ais.errors import AisError, BadMessage, MethodNotAllowed, NotFound, PayloadTooLarge
+from ais.log import new_request_id, request_id
+from ais.metrics import NodeMetrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorRenderer = Callable[[web.Request, AisError], web.StreamResponse]
+
+# Set on a request once its response has been prepared: an error after that point can only
+# abort the connection, never send a status.
+STREAMING = "ais.streaming"
+
+
+def render_native_error(request: web.Request, err: AisError, node: str) -> web.StreamResponse:
+    """AIStore's JSON error body; for HEAD the same JSON travels in the `Hdr-Error` header."""
+    caller = request.headers.get(apc.HDR_CALLER_ID, "")
+    peer = request.remote or ""
+    body = err.to_wire(node=node, method=request.method, path=request.path, remote=peer, caller=caller)
+    text = json.dumps(body)
+    headers = dict(err.headers)
+    if request.method == "HEAD":
+        headers[apc.HDR_ERROR] = text
+        return web.Response(status=err.status, headers=headers)
+    headers["Content-Type"] = apc.JSON
+    return web.Response(status=err.status, text=text, headers=headers)
+
+
+def _from_http_exception(exc: web.HTTPException) -> AisError:
+    if exc.status == 404:
+        return NotFound(f"no such route: {exc.reason}")
+    if exc.status == 405:
+        return MethodNotAllowed(f"method not allowed: {exc.reason}")
+    err = AisError(exc.text or exc.reason or str(exc.status))
+    err.status = exc.status
+    return err
+
+
+def middlewares(node_name: Callable[[], str], metrics: NodeMetrics,
+                renderers: Mapping[str, ErrorRenderer] | None = None) -> list[Any]:
+    """Request ID, latency and error accounting, and error rendering.
+
+    `renderers` maps a path prefix (e.g. "/s3") to its own error format; native JSON otherwise.
+    """
+    renderers = dict(renderers or {})
+
+    def render(request: web.Request, err: AisError) -> web.StreamResponse:
+        for prefix, fn in renderers.items():
+            if request.path.startswith(prefix):
+                return fn(request, err)
+        return render_native_error(request, err, node_name())
+
+    @web.middleware
+    async def mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = request.headers.get(apc.HDR_REQUEST_ID) or new_request_id()
+        token = request_id.set(rid)
+        verb = request.method
+        group = _group(request.path)
+        t0 = time.perf_counter()
+        try:
+            try:
+                resp = await handler(request)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                resp = render(request, _from_http_exception(exc))
+            except AisError as exc:
+                if request.get(STREAMING):
+                    log.warning("%s %s failed mid-stream: %s", verb, request.path, exc.message)
+                    raise
+                resp = render(request, exc)
+            except (asyncio.CancelledError, ConnectionResetError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become 500s
+                if request.get(STREAMING):
+                    log.exception("%s %s failed mid-stream", verb, request.path)
+                    raise
+                log.exception("%s %s: unexpected error", verb, request.path)
+                resp = render(request, AisError(f"internal error: {type(exc).__name__}: {exc}"))
+            if resp.status >= 400:
+                metrics.errors.labels(verb=verb, status=str(resp.status)).inc()
+            resp.headers.setdefault(apc.HDR_REQUEST_ID, rid)
+            return resp
+        finally:
+            metrics.requests.labels(verb=verb, group=group).inc()
+            metrics.latency.labels(verb=verb, group=group).observe(time.perf_counter() - t0)
+            request_id.reset(token)
+
+    return [mw]
+
+
+def _group(path: str) -> str:
+    parts = path.split("/", 4)
+    if len(parts) > 2 and parts[1] == apc.VERSION:
+        return parts[2]
+    return parts[1] if len(parts) > 1 and parts[1] else "root"
+
+
+async def read_json(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTES) -> Any:
+    """Read a bounded JSON control body; `None` when empty. Never used on object data."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadMessage(f"malformed JSON body: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ActionMsg:
+    action: str
+    name: str = ""
+    value: Any = None
+
+
+def ci_get(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """Case-insensitive key lookup (Go's JSON decoder matches field names this way)."""
+    if key in d:
+        return d[key]
+    low = key.lower()
+    for k, v in d.items():
+        if k.lower() == low:
+            return v
+    return default
+
+
+async def read_action(request: web.Request, *, required: bool = True) -> ActionMsg | None:
+    body = await read_json(request)
+    if body is None:
+        if required:
+            raise BadMessage("missing action message: expected a JSON body {\"action\": ...}")
+        return None
+    if not isinstance(body, dict):
+        raise BadMessage("action message must be a JSON object")
+    action = ci_get(body, "action", "")
+    name = ci_get(body, "name", "") or ""
+    if not isinstance(action, str) or not isinstance(name, str):
+        raise BadMessage("action message: 'action' and 'name' must be strings")
+    return ActionMsg(action=action, name=name, value=ci_get(body, "value"))
+
+
+def metrics_handler(metrics: NodeMetrics) -> Handler:
+    async def handle(_: web.Request) -> web.StreamResponse:
+        return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})
+    return handle
+
+
+class Listener:
+    """One aiohttp application bound to host:port, with a graceful stop."""
+
+    def __init__(self, app: web.Application, host: str, port: int, *, shutdown_s: float,
+                 max_header_bytes: int = 16384) -> None:
+        self.app, self.host, self.port = app, host, port
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=shutdown_s,
+                                     max_field_size=max_header_bytes, max_line_size=max_header_bytes)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True)
+        await site.start()
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish up to the timeout, then cancel."""
+        await self._runner.cleanup()

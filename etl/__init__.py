@@ -1,0 +1,1 @@
+"""etl: transformer runtimes (local processes, Kubernetes) and communicators."""

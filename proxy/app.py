@@ -1,0 +1,133 @@
+"""A proxy's main(): explicit start-up, the routes of its two listeners, graceful shutdown.
+
+Start-up: node ID -> persisted metadata -> (primary: new or loaded cluster map; others:
+listeners then join) -> keepalives / metasync retries. Shutdown: stop listeners (drain
+in-flight requests), cancel background tasks, close the HTTP session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiohttp import web
+
+from ais import apc
+from ais.cmap import BucketMD, ClusterMap, Node
+from ais.config import Config
+from ais.intra import IntraClient
+from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_handler
+from ais.metrics import NodeMetrics
+from ais.web import Listener, metrics_handler, middlewares
+from proxy import buckets, cluster, membership, objects
+from proxy.context import CTX, ProxyContext
+
+log = logging.getLogger(__name__)
+
+
+def build_public_app(ctx: ProxyContext, primary: membership.Primary) -> web.Application:
+    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics),
+                          client_max_size=apc.MAX_CONTROL_BODY_BYTES)
+    app[CTX] = ctx
+    app[buckets.PRIMARY] = primary
+    r = app.router
+    obj = "/v1/objects/{bucket}/{obj:.+}"
+    for method in ("GET", "PUT", "HEAD", "DELETE", "POST", "PATCH"):
+        r.add_route(method, obj, objects.redirect_object)
+    r.add_post("/v1/objects/{bucket}", objects.bucket_level_object_action)
+    for path in ("/v1/buckets", "/v1/buckets/", "/v1/buckets/{bucket}"):
+        r.add_get(path, buckets.get_buckets, allow_head=False)
+    r.add_head("/v1/buckets/{bucket}", buckets.head_bucket)
+    r.add_head("/v1/buckets/{bucket}/{prefix:.*}", buckets.head_bucket)
+    r.add_post("/v1/buckets/{bucket}", buckets.post_bucket)
+    r.add_delete("/v1/buckets/{bucket}", buckets.delete_bucket)
+    r.add_patch("/v1/buckets/{bucket}", buckets.patch_bucket)
+    r.add_get("/v1/cluster", cluster.get_cluster, allow_head=False)
+    r.add_put("/v1/cluster", cluster.put_cluster)
+    _add_common(app, ctx)
+    return app
+
+
+def build_intra_app(ctx: ProxyContext, primary: membership.Primary) -> web.Application:
+    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics), client_max_size=64 << 20)
+    app[CTX] = ctx
+    app[buckets.PRIMARY] = primary
+    h = membership.handlers(primary)
+    app.router.add_post("/v1/cluster/autoreg", h["autoreg"])
+    app.router.add_post("/v1/cluster/keepalive", h["keepalive"])
+    app.router.add_put("/v1/metasync", metasync_handler(ctx.store))
+    _add_common(app, ctx)
+    return app
+
+
+def _add_common(app: web.Application, ctx: ProxyContext) -> None:
+    app.router.add_get("/v1/health", cluster.health)
+    app.router.add_get("/v1/daemon", cluster.daemon)
+    app.router.add_get("/metrics", metrics_handler(ctx.metrics))
+
+
+async def run(cfg: Config, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    # 1. identity and metadata
+    node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
+    host = cfg.net.hostname
+    me = Node(node_id, "proxy", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
+    store = MetaStore(cfg.node.conf_dir)
+    await loop.run_in_executor(None, store.load)
+    http = IntraClient(cfg.timeouts, node_id)
+    await http.start()
+    ctx = ProxyContext(cfg=cfg, me=me, store=store, http=http, metrics=NodeMetrics("proxy", node_id),
+                       started_ns=time.monotonic_ns())
+    primary = membership.Primary(ctx)
+
+    # 2. a fresh primary creates the cluster; a restarted one keeps its map
+    if store.smap is None and cfg.proxy.is_primary:
+        smap = ClusterMap.new(me)
+        await store.apply(smap, BucketMD(version=1, uuid=smap.uuid))
+        log.info("created cluster %s with primary %s", smap.uuid, me.display)
+    elif store.smap is not None and store.smap.primary_id == me.id:
+        if store.smap.get(me.id) != me:  # our address changed: publish it
+            await store.apply(store.smap.with_node(me), None)
+        log.info("primary %s restarted with cluster map v%d", me.display, store.smap.version)
+
+    # 3. listeners
+    public = Listener(build_public_app(ctx, primary), host, cfg.net.public_port, shutdown_s=cfg.timeouts.shutdown_s,
+                      max_header_bytes=cfg.net.max_header_bytes)
+    intra = Listener(build_intra_app(ctx, primary), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)
+    await intra.start()
+    await public.start()
+    log.info("proxy %s listening: public %s, intra %s", node_id, me.public_url, me.intra_url)
+
+    agent: ClusterAgent | None = None
+    try:
+        if ctx.is_primary:
+            ctx.spawn(primary.retry_loop(), name="metasync-retry")
+            # a restarted primary re-announces its versions to everyone it knows
+            ctx.spawn(primary.push(wait_s=cfg.timeouts.control_s), name="metasync-initial")
+        else:
+            agent = ClusterAgent(me, store, http, cfg.proxy.primary_url, cfg.timeouts.keepalive_interval_s,
+                                 cfg.cluster.secret)
+            join = asyncio.create_task(agent.join(cfg.timeouts.join_wait_s))
+            stopping = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({join, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if join not in done:
+                join.cancel()
+                return
+            join.result()
+            agent.start()
+        await stop.wait()
+    finally:
+        # 4. graceful shutdown
+        log.info("proxy %s shutting down", node_id)
+        await public.stop()
+        await intra.stop()
+        if agent is not None:
+            await agent.stop()
+        for task in list(ctx.tasks):
+            task.cancel()
+        for task in list(ctx.tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await http.close()

@@ -1,0 +1,370 @@
+"""Bucket requests at a proxy: list buckets and objects, create, destroy, props, rename, copy.
+
+Changes to bucket metadata happen on the primary (a non-primary proxy forwards them there).
+Object listing fans out to every target and merges their sorted pages by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import os
+import uuid as uuidlib
+from typing import Any, Mapping
+
+import msgpack
+from aiohttp import web
+
+from ais import apc, names
+from ais.cmap import READONLY_PROPS, BucketMD, ClusterMap, default_bucket_props
+from ais.errors import (BadMessage, BadRequest, BucketExists, BucketNotFound, NotImplementedErr,
+                        ServiceUnavailable, UnknownAction)
+from ais.names import Bucket
+from ais.web import ActionMsg, ci_get, read_action
+from proxy.context import CTX, ProxyContext
+from proxy.membership import Primary
+
+log = logging.getLogger(__name__)
+
+PRIMARY: web.AppKey[Primary] = web.AppKey("primary", Primary)
+
+FLAG_CACHED = 1 << 0
+FLAG_NAME_ONLY = 1 << 4
+FLAG_NAME_SIZE = 1 << 5
+_VALID_PROPS = {"name", "size", "version", "checksum", "atime", "cached", "status", "copies", "ec", "custom",
+                "location"}
+
+
+def _bucket(request: web.Request, required: bool = True) -> Bucket | None:
+    name = request.match_info.get("bucket", "")
+    if not name:
+        if required:
+            raise BadRequest("bucket name is required")
+        return None
+    q = request.query
+    return names.make_bucket(name, q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
+
+
+async def _forward_to_primary(request: web.Request, ctx: ProxyContext, body: bytes) -> web.StreamResponse:
+    url = f"{ctx.smap.primary.public_url}{request.raw_path}"
+    headers = ctx.http.headers({"Content-Type": apc.JSON})
+    status, data, hdrs = await _raw_call(ctx, request.method, url, body, headers)
+    out = web.Response(status=status, body=data)
+    for h in ("Content-Type", apc.HDR_XACTION_ID):
+        if h in hdrs:
+            out.headers[h] = hdrs[h]
+    return out
+
+
+async def _raw_call(ctx: ProxyContext, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, Mapping[str, str]]:
+    import aiohttp
+    try:
+        async with ctx.http.session.request(method, url, data=body, headers=headers,
+                                            timeout=ctx.http.control_timeout(60), allow_redirects=False) as r:
+            return r.status, await r.read(), r.headers
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise ServiceUnavailable(f"cannot reach the primary: {exc}") from exc
+
+
+# --- GET: list buckets, list objects, summary -----------------------------------------------
+
+async def get_buckets(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    msg = await read_action(request, required=False) or ActionMsg(action=apc.ACT_LIST)
+    bck = _bucket(request, required=False)
+    if msg.action != apc.ACT_LIST:
+        if msg.action == apc.ACT_SUMMARY_BCK:
+            raise NotImplementedErr("bucket summary is not supported yet")
+        raise UnknownAction(f"unknown bucket GET action {msg.action!r}")
+    if bck is None or msg.value is None:
+        return _list_buckets(request, ctx, bck)
+    if not isinstance(msg.value, dict):
+        raise BadMessage("list-objects value must be a JSON object (LsoMsg)")
+    return await list_objects(request, ctx, bck, msg.value)
+
+
+def _list_buckets(request: web.Request, ctx: ProxyContext, bck: Bucket | None) -> web.StreamResponse:
+    prov = request.query.get(apc.Q_PROVIDER, "")
+    want = names.normalize_provider(prov) if prov else ""
+    out = [b.to_wire() for b in sorted(ctx.bmd.buckets, key=lambda b: (b.provider, b.name))
+           if (not want or b.provider == want) and (bck is None or b == bck)]
+    return web.json_response(out)
+
+
+def _parse_lso(value: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        flags = int(ci_get(value, "flags", 0) or 0)
+        pagesize = int(ci_get(value, "pagesize", 0) or 0)
+    except (TypeError, ValueError) as exc:
+        raise BadMessage(f"invalid list-objects flags or pagesize: {exc}") from exc
+    if pagesize < 0:
+        raise BadRequest(f"invalid page size {pagesize}")
+    props_text = str(ci_get(value, "props", "") or "")
+    props = {p.strip() for p in props_text.split(",") if p.strip()}
+    unknown = props - _VALID_PROPS
+    if unknown:
+        raise BadRequest(f"unknown list-objects props {sorted(unknown)}; valid: {sorted(_VALID_PROPS)}")
+    if not props:
+        props = {"name", "size", "checksum", "atime"} if flags & FLAG_CACHED else {"name", "size", "cached"}
+    if flags & FLAG_NAME_ONLY:
+        props = {"name"}
+    return {
+        "uuid": str(ci_get(value, "uuid", "") or ""),
+        "prefix": str(ci_get(value, "prefix", "") or ""),
+        "token": str(ci_get(value, "continuation_token", "") or ""),
+        "start_after": str(ci_get(value, "start_after", "") or ""),
+        "pagesize": min(pagesize or apc.MAX_PAGE_SIZE, apc.MAX_PAGE_SIZE),
+        "props": sorted(props),
+        "time_format": str(ci_get(value, "time_format", "") or ""),
+        "flags": flags,
+    }
+
+
+async def list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, value: Mapping[str, Any]) -> web.StreamResponse:
+    # 1. request and bucket
+    if ctx.bmd.get(bck) is None:
+        raise BucketNotFound(bck.cname)
+    lso = _parse_lso(value)
+    after = max(lso["token"], lso["start_after"])
+    # 2. fan out: each target returns up to pagesize sorted names after the token
+    targets = ctx.smap.active_targets()
+    if not targets:
+        raise ServiceUnavailable("the cluster has no active targets")
+    body = {"prefix": lso["prefix"], "after": after, "limit": lso["pagesize"], "props": lso["props"],
+            "time_format": lso["time_format"]}
+    params = {apc.Q_PROVIDER: bck.provider}
+    if not bck.namespace.is_global:
+        params[apc.Q_NAMESPACE] = bck.namespace.uname
+
+    async def page(t: Any) -> list[dict[str, Any]]:
+        _, data, _ = await ctx.http.call("POST", f"{t.intra_url}/v1/lso/{bck.name}", json_body=body, params=params,
+                                         timeout_s=max(ctx.cfg.timeouts.control_s, 60))
+        result: list[dict[str, Any]] = msgpack.unpackb(data)
+        return result
+    pages = await asyncio.gather(*(page(t) for t in targets))
+    # 3. merge by name, drop duplicates, cut at the page size
+    merged: list[dict[str, Any]] = []
+    last = None
+    for e in heapq.merge(*pages, key=lambda e: e["n"]):
+        if e["n"] == last:
+            continue
+        last = e["n"]
+        merged.append(e)
+        if len(merged) == lso["pagesize"]:
+            break
+    token = merged[-1]["n"] if len(merged) == lso["pagesize"] else ""
+    list_uuid = lso["uuid"] or uuidlib.uuid4().hex
+    # 4. answer: msgpack with Go field names when asked, JSON otherwise (reference §2)
+    if apc.MSGPACK in request.headers.get("Accept", ""):
+        payload = {"UUID": list_uuid, "ContinuationToken": token, "Entries": merged, "Flags": 0}
+        return web.Response(body=msgpack.packb(payload), content_type=apc.MSGPACK)
+    entries = [{"name": e["n"], "checksum": e.get("cs", ""), "atime": e.get("a", ""), "version": e.get("v", ""),
+                "location": e.get("t", ""), "custom-md": e.get("m", ""), "size": str(e.get("s", 0)),
+                "copies": e.get("c", 0), "flags": e.get("f", 0)} for e in merged]
+    return web.json_response({"uuid": list_uuid, "continuation_token": token, "entries": entries, "flags": 0})
+
+
+# --- HEAD -----------------------------------------------------------------------------------
+
+async def head_bucket(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    bck = _bucket(request)
+    assert bck is not None
+    props = ctx.bmd.get(bck)
+    if props is None:
+        raise BucketNotFound(bck.cname)
+    versioning = bool((props.get("versioning") or {}).get("enabled", True))
+    return web.Response(status=200, headers={
+        apc.HDR_BUCKET_PROPS: json.dumps(props), apc.HDR_VERSIONING_ENABLED: str(versioning).lower(),
+        "Ais-Provider": bck.provider})
+
+
+# --- POST / DELETE / PATCH: metadata changes (primary) --------------------------------------
+
+async def _read_for_change(request: web.Request) -> tuple[ProxyContext, bytes, ActionMsg | None]:
+    ctx = request.app[CTX]
+    body = await request.content.read(apc.MAX_CONTROL_BODY_BYTES + 1)
+    if len(body) > apc.MAX_CONTROL_BODY_BYTES:
+        from ais.errors import PayloadTooLarge
+        raise PayloadTooLarge(f"request body exceeds the {apc.MAX_CONTROL_BODY_BYTES}-byte limit")
+    if not ctx.is_primary:
+        return ctx, body, None
+    if not body.strip():
+        raise BadMessage("missing action message: expected a JSON body {\"action\": ...}")
+    try:
+        raw = json.loads(body)
+    except ValueError as exc:
+        raise BadMessage(f"malformed JSON body: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(ci_get(raw, "action", ""), str):
+        raise BadMessage("action message must be a JSON object with a string 'action'")
+    return ctx, body, ActionMsg(ci_get(raw, "action", ""), ci_get(raw, "name", "") or "", ci_get(raw, "value"))
+
+
+async def post_bucket(request: web.Request) -> web.StreamResponse:
+    ctx, body, msg = await _read_for_change(request)
+    if msg is None:
+        return await _forward_to_primary(request, ctx, body)
+    bck = _bucket(request)
+    assert bck is not None
+    primary = request.app[PRIMARY]
+    if msg.action == apc.ACT_CREATE_BCK:
+        await create_bucket(primary, bck, msg.value)
+        return web.Response(status=200)
+    if msg.action in (apc.ACT_MOVE_BCK, apc.ACT_COPY_BCK):
+        return await _copy_or_move(request, ctx, primary, bck, msg)
+    raise UnknownAction(f"unknown bucket POST action {msg.action!r}")
+
+
+async def create_bucket(primary: Primary, bck: Bucket, value: Any) -> None:
+    if not bck.is_ais:
+        raise BadRequest(f"cannot create {bck.cname}: only ais:// buckets are created explicitly")
+    if value is not None and not isinstance(value, dict):
+        raise BadMessage("create-bck value must be bucket props (a JSON object)")
+
+    async def add(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+        if bmd.get(bck) is not None:
+            raise BucketExists(bck.cname)
+        props = _merge_props(default_bucket_props(bck, bmd.next_bid()), value or {})
+        return None, bmd.with_bucket(bck, props)
+    await primary.update(add)
+
+
+def _merge_props(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in change.items():
+        if k in READONLY_PROPS:
+            if k == "provider" and v in ("", base.get("provider")):
+                continue
+            raise BadRequest(f"bucket property {k!r} cannot be changed")
+        if k not in base:
+            raise BadRequest(f"unknown bucket property {k!r}")
+        if isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                raise BadRequest(f"bucket property {k!r} must be an object")
+            unknown = set(v) - set(base[k])
+            if unknown:
+                raise BadRequest(f"unknown bucket properties {sorted(f'{k}.{u}' for u in unknown)}")
+            out[k] = {**base[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+async def delete_bucket(request: web.Request) -> web.StreamResponse:
+    ctx, body, msg = await _read_for_change(request)
+    if msg is None:
+        return await _forward_to_primary(request, ctx, body)
+    bck = _bucket(request)
+    assert bck is not None
+    if msg.action != apc.ACT_DESTROY_BCK:
+        raise UnknownAction(f"unknown bucket DELETE action {msg.action!r}")
+    if not bck.is_ais:
+        raise BadRequest(f"cannot destroy {bck.cname}: only ais:// buckets can be destroyed")
+
+    async def remove(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+        if bmd.get(bck) is None:
+            raise BucketNotFound(bck.cname)
+        return None, bmd.without_bucket(bck)
+    await request.app[PRIMARY].update(remove)
+    return web.Response(status=200)
+
+
+async def patch_bucket(request: web.Request) -> web.StreamResponse:
+    ctx, body, msg = await _read_for_change(request)
+    if msg is None:
+        return await _forward_to_primary(request, ctx, body)
+    bck = _bucket(request)
+    assert bck is not None
+    if msg.action not in (apc.ACT_SET_BPROPS, apc.ACT_RESET_BPROPS):
+        raise UnknownAction(f"unknown bucket PATCH action {msg.action!r}")
+    if msg.action == apc.ACT_SET_BPROPS and not isinstance(msg.value, dict):
+        raise BadMessage("set-bprops value must be a JSON object of bucket props")
+
+    async def change(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+        props = bmd.get(bck)
+        if props is None:
+            raise BucketNotFound(bck.cname)
+        if msg.action == apc.ACT_RESET_BPROPS:
+            fresh = default_bucket_props(bck, int(str(props.get("bid", "0"))))
+            fresh["created"] = props.get("created", fresh["created"])
+            return None, bmd.with_bucket(bck, fresh)
+        return None, bmd.with_bucket(bck, _merge_props(props, msg.value))
+    await request.app[PRIMARY].update(change)
+    return web.Response(status=200)
+
+
+# --- rename and copy: jobs on every target --------------------------------------------------
+
+def new_job_id() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(10))
+
+
+async def _copy_or_move(request: web.Request, ctx: ProxyContext, primary: Primary, src: Bucket,
+                        msg: ActionMsg) -> web.StreamResponse:
+    to = request.query.get(apc.Q_BCK_TO, "")
+    if not to:
+        raise BadRequest(f"{msg.action} needs the destination bucket in '{apc.Q_BCK_TO}'")
+    dst = names.parse_uname_bucket(to)
+    if dst == src:
+        raise BadRequest(f"source and destination are the same bucket {src.cname}")
+    moving = msg.action == apc.ACT_MOVE_BCK
+    if moving and not (src.is_ais and dst.is_ais):
+        raise BadRequest("rename is supported for ais:// buckets only")
+    if not dst.is_ais:
+        raise NotImplementedErr(f"copying to {dst.cname} is not supported yet")
+    value = msg.value if isinstance(msg.value, dict) else {}
+    copy_msg = dict(ci_get(value, "copy_msg", None) or value)
+
+    async def prepare(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+        src_props = bmd.get(src)
+        if src_props is None:
+            raise BucketNotFound(src.cname)
+        if bmd.get(dst) is not None:
+            if moving:
+                raise BucketExists(dst.cname)
+            return None, None
+        props = {**src_props, "bid": str(bmd.next_bid())}
+        return None, bmd.with_bucket(dst, props)
+    await primary.update(prepare)
+
+    job_id = new_job_id()
+    kind = "move-bck" if moving else "copy-bck"
+    job = {"id": job_id, "kind": kind, "src": src.to_wire(), "dst": dst.to_wire(), "msg": copy_msg}
+    await asyncio.gather(*(ctx.http.call("POST", f"{t.intra_url}/v1/jobs", json_body=job)
+                           for t in ctx.smap.active_targets()))
+    if moving:
+        ctx.finalizing.add(job_id)
+        ctx.spawn(_finish_move(ctx, primary, job_id, src), name=f"finish-move-{job_id}")
+    return web.Response(text=job_id, content_type="text/plain")
+
+
+async def _finish_move(ctx: ProxyContext, primary: Primary, job_id: str, src: Bucket) -> None:
+    """When every target has moved its objects, remove the source bucket."""
+    from proxy.cluster import job_snaps
+    try:
+        await _wait_and_remove(ctx, primary, job_id, src, job_snaps)
+    finally:
+        ctx.finalizing.discard(job_id)
+
+
+async def _wait_and_remove(ctx: ProxyContext, primary: Primary, job_id: str, src: Bucket, job_snaps: Any) -> None:
+    while True:
+        await asyncio.sleep(0.2)
+        snaps = await job_snaps(ctx, {"id": job_id})
+        if snaps and all(s["end_ns"] for ss in snaps.values() for s in ss):
+            break
+    if any(s["err"] or s["aborted"] for ss in snaps.values() for s in ss):
+        log.warning("move of %s (job %s) did not finish cleanly; keeping the source bucket", src.cname, job_id)
+        return
+
+    async def remove(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+        return (None, bmd.without_bucket(src)) if bmd.get(src) is not None else (None, None)
+    await primary.update(remove)
+    log.info("moved %s (job %s)", src.cname, job_id)
+
+
+_ = itertools  # used by callers that page through listings

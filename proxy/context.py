@@ -1,0 +1,54 @@
+"""The state a proxy's handlers share, injected into its aiohttp apps at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from ais.cmap import BucketMD, ClusterMap, Node
+from ais.config import Config
+from ais.errors import ServiceUnavailable
+from ais.intra import IntraClient
+from ais.membership import MetaStore
+from ais.metrics import NodeMetrics
+
+
+@dataclass
+class ProxyContext:
+    cfg: Config
+    me: Node
+    store: MetaStore
+    http: IntraClient
+    metrics: NodeMetrics
+    started_ns: int
+    last_seen: dict[str, float] = field(default_factory=dict)   # node ID -> loop time of last keepalive
+    meta_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # serialises metadata changes (primary)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    finalizing: set[str] = field(default_factory=set)  # job IDs whose proxy-side finish is pending
+
+    @property
+    def smap(self) -> ClusterMap:
+        if self.store.smap is None:
+            raise ServiceUnavailable("proxy has no cluster map yet")
+        return self.store.smap
+
+    @property
+    def bmd(self) -> BucketMD:
+        if self.store.bmd is None:
+            raise ServiceUnavailable("proxy has no bucket metadata yet")
+        return self.store.bmd
+
+    @property
+    def is_primary(self) -> bool:
+        return self.store.smap is not None and self.store.smap.primary_id == self.me.id
+
+    def spawn(self, coro: "asyncio.coroutines._CoroutineLike[None]", name: str) -> None:  # type: ignore[name-defined]
+        """A background task owned by the proxy: awaited on shutdown, failures logged."""
+        task = asyncio.create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+CTX: web.AppKey[ProxyContext] = web.AppKey("proxy", ProxyContext)

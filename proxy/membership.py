@@ -1,0 +1,147 @@
+"""Primary-side membership: registration, keepalives, and metasync of every new version.
+
+Every metadata change goes through `Primary.update`: build the new version under one lock,
+persist it locally, then push it to every other node and wait (bounded) for their
+acknowledgements. Nodes that did not acknowledge are retried by a background loop until they
+do or leave the cluster map; keepalive answers also carry newer versions, so a node that was
+away catches up on its next keepalive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from ais import apc
+from ais.cmap import BucketMD, ClusterMap, Node
+from ais.errors import BadMessage, Forbidden, NotFound, ServiceUnavailable
+from ais.web import read_json
+from proxy.context import CTX, ProxyContext
+
+log = logging.getLogger(__name__)
+
+
+class Primary:
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+        self.acked: dict[str, tuple[int, int]] = {}   # node -> (smap version, bmd version)
+        self._wake = asyncio.Event()
+
+    async def update(self, change: Callable[[ClusterMap, BucketMD], Awaitable[tuple[ClusterMap | None, BucketMD | None]]]) -> None:
+        """Apply `change(smap, bmd)` -> (new smap or None, new bmd or None) and metasync it."""
+        ctx = self.ctx
+        if not ctx.is_primary:
+            raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
+        async with ctx.meta_lock:
+            smap, bmd = await change(ctx.smap, ctx.bmd)
+            if smap is None and bmd is None:
+                return
+            await ctx.store.apply(smap, bmd)
+        await self.push(wait_s=ctx.cfg.timeouts.control_s)
+
+    async def push(self, wait_s: float) -> None:
+        """Send the current versions to every node that lacks them; wait up to wait_s."""
+        ctx = self.ctx
+        targets = [n for n in ctx.smap.nodes() if n.id != ctx.me.id and self._behind(n.id)]
+        if not targets:
+            return
+        results = await asyncio.gather(*(self._send(n) for n in targets), return_exceptions=True)
+        if any(r is not True for r in results):
+            self._wake.set()
+
+    def _behind(self, node_id: str) -> bool:
+        sv, bv = self.acked.get(node_id, (0, 0))
+        return sv < self.ctx.smap.version or bv < self.ctx.bmd.version
+
+    async def _send(self, node: Node) -> bool:
+        ctx = self.ctx
+        smap_v, bmd_v = ctx.smap.version, ctx.bmd.version
+        try:
+            await ctx.http.call("PUT", f"{node.intra_url}/v1/metasync", json_body=ctx.store.payload())
+        except Exception as exc:  # noqa: BLE001 - retried by the loop below
+            log.warning("metasync to %s failed: %s", node.display, exc)
+            return False
+        self.acked[node.id] = (smap_v, bmd_v)
+        return True
+
+    async def retry_loop(self) -> None:
+        """Re-send to lagging nodes until they acknowledge or leave the cluster map."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.ctx.cfg.timeouts.metasync_retry_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if not self.ctx.is_primary:
+                continue
+            lagging = [n for n in self.ctx.smap.nodes() if n.id != self.ctx.me.id and self._behind(n.id)
+                       and self._alive(n.id)]
+            if lagging:
+                await asyncio.gather(*(self._send(n) for n in lagging), return_exceptions=True)
+
+    def _alive(self, node_id: str) -> bool:
+        seen = self.ctx.last_seen.get(node_id)
+        loop = asyncio.get_running_loop()
+        return seen is not None and loop.time() - seen < self.ctx.cfg.timeouts.keepalive_dead_s
+
+
+def _check_secret(ctx: ProxyContext, request: web.Request) -> None:
+    secret = ctx.cfg.cluster.secret
+    if secret and request.headers.get(apc.HDR_CLUSTER_SECRET, "") != secret:
+        raise Forbidden("joining this cluster needs the cluster secret")
+
+
+async def _node_from_body(request: web.Request) -> tuple[Node, dict[str, Any]]:
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("node"), dict):
+        raise BadMessage("expected {\"node\": Snode}")
+    try:
+        node = Node.from_wire(body["node"])
+    except (KeyError, TypeError) as exc:
+        raise BadMessage(f"malformed node info: {exc}") from exc
+    if node.role not in ("proxy", "target") or not node.id:
+        raise BadMessage(f"invalid node role {node.role!r} or empty ID")
+    return node, body
+
+
+def handlers(primary: Primary) -> dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    async def autoreg(request: web.Request) -> web.StreamResponse:
+        """Intra `POST /v1/cluster/autoreg`: a node (re)joins; answer with current metadata."""
+        ctx = request.app[CTX]
+        _check_secret(ctx, request)
+        node, _ = await _node_from_body(request)
+        if not ctx.is_primary:
+            raise ServiceUnavailable(f"{ctx.me.display} is not the primary (primary: {ctx.smap.primary_id})")
+        ctx.last_seen[node.id] = asyncio.get_running_loop().time()
+
+        async def add(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+            known = smap.get(node.id)
+            if known is not None and known.public_url == node.public_url and known.intra_url == node.intra_url \
+                    and known.role == node.role:
+                return None, None
+            log.info("node %s joins (%s, %s)", node.display, node.public_url, node.intra_url)
+            return smap.with_node(node), None
+        await primary.update(add)
+        primary.acked[node.id] = (ctx.smap.version, ctx.bmd.version)
+        return web.json_response(ctx.store.payload())
+
+    async def keepalive(request: web.Request) -> web.StreamResponse:
+        """Intra `POST /v1/cluster/keepalive`: note liveness; send newer metadata if the node lags."""
+        ctx = request.app[CTX]
+        _check_secret(ctx, request)
+        node, body = await _node_from_body(request)
+        if not ctx.is_primary:
+            raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
+        if ctx.smap.get(node.id) is None:
+            raise NotFound(f"node {node.display} is not in the cluster map")
+        ctx.last_seen[node.id] = asyncio.get_running_loop().time()
+        sv, bv = int(body.get("smap_version", 0)), int(body.get("bmd_version", 0))
+        primary.acked[node.id] = (sv, bv)
+        if sv < ctx.smap.version or bv < ctx.bmd.version:
+            return web.json_response(ctx.store.payload())
+        return web.json_response({})
+
+    return {"autoreg": autoreg, "keepalive": keepalive}

@@ -1,0 +1,1 @@
+"""target: a storage node. Holds objects on local mountpaths and serves them."""

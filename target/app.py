@@ -1,0 +1,163 @@
+"""A target's main(): explicit start-up, the routes of its two listeners, graceful shutdown.
+
+Start-up: node ID -> mountpaths (claim, remove stale work files) -> persisted metadata ->
+listeners -> join the primary -> keepalives. Shutdown: stop listeners (drain in-flight
+requests), stop jobs and keepalives, close the HTTP session and the I/O pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+
+from aiohttp import web
+
+from ais import apc
+from ais.cmap import BucketMD, ClusterMap, Node
+from ais.config import Config
+from ais.errors import BadRequest, ServiceUnavailable
+from ais.intra import IntraClient
+from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_handler
+from ais.metrics import NodeMetrics
+from ais.web import Listener, metrics_handler, middlewares
+from target import jobs, listing, objects
+from target.context import CTX, TargetContext
+from target.fs.mountpaths import Mountpaths
+
+log = logging.getLogger(__name__)
+
+
+def build_public_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Application:
+    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics),
+                          client_max_size=apc.MAX_CONTROL_BODY_BYTES)
+    app[CTX] = ctx
+    app[jobs.JOBS] = registry
+    obj = "/v1/objects/{bucket}/{obj:.+}"
+    app.router.add_get(obj, objects.get_object, allow_head=False)
+    app.router.add_head(obj, objects.head_object)
+    app.router.add_put(obj, objects.put_object)
+    app.router.add_delete(obj, objects.delete_object)
+    app.router.add_post(obj, objects.post_object)
+    app.router.add_patch(obj, objects.patch_object)
+    _add_common(app, ctx)
+    return app
+
+
+def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Application:
+    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics),
+                          client_max_size=64 << 20)
+    app[CTX] = ctx
+    app[jobs.JOBS] = registry
+    app.router.add_put("/v1/metasync", metasync_handler(ctx.store))
+    app.router.add_post("/v1/lso/{bucket}", listing.list_page)
+    app.router.add_post("/v1/jobs", jobs.start_job)
+    app.router.add_get("/v1/jobs", jobs.get_jobs)
+    app.router.add_delete("/v1/jobs", jobs.abort_job)
+    _add_common(app, ctx)
+    return app
+
+
+def _add_common(app: web.Application, ctx: TargetContext) -> None:
+    async def health(request: web.Request) -> web.StreamResponse:
+        if ctx.store.smap is None or ctx.me.id not in ctx.store.smap.targets:
+            raise ServiceUnavailable(f"{ctx.me.display} has not joined the cluster yet")
+        return web.Response(status=200, headers={apc.HDR_NODE_UPTIME: str(time.monotonic_ns() - ctx.started_ns)})
+
+    async def daemon(request: web.Request) -> web.StreamResponse:
+        what = request.query.get(apc.Q_WHAT, "")
+        if what == apc.WHAT_SMAP:
+            return web.json_response(ctx.smap.to_wire())
+        if what == apc.WHAT_BMD:
+            return web.json_response(ctx.bmd.to_wire())
+        if what == apc.WHAT_SNODE:
+            return web.json_response(ctx.me.to_wire())
+        if what in (apc.WHAT_CONFIG, apc.WHAT_CLUSTER_CONFIG):
+            return web.json_response(ctx.cfg.to_dict())
+        if what == apc.WHAT_NODE_STATUS:
+            return web.json_response(await node_status(ctx))
+        raise BadRequest(f"unsupported 'what={what}' on a target")
+
+    app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/daemon", daemon)
+    app.router.add_get("/metrics", metrics_handler(ctx.metrics))
+
+
+async def node_status(ctx: TargetContext) -> dict[str, object]:
+    def disks() -> dict[str, dict[str, int]]:
+        out = {}
+        for mp in ctx.mountpaths.paths:
+            st = os.statvfs(mp)
+            out[mp] = {"total": st.f_blocks * st.f_frsize, "avail": st.f_bavail * st.f_frsize}
+        return out
+    return {"snode": ctx.me.to_wire(), "mountpaths": await asyncio.get_running_loop().run_in_executor(None, disks),
+            "uptime_ns": time.monotonic_ns() - ctx.started_ns, "pid": os.getpid()}
+
+
+async def run(cfg: Config, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    started_ns = time.monotonic_ns()
+    # 1. identity and storage
+    node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
+    host = cfg.net.hostname
+    me = Node(node_id, "target", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
+    mountpaths = Mountpaths(cfg.target.mountpaths, cfg.target.io_workers_per_mountpath)
+    await loop.run_in_executor(None, mountpaths.init, node_id)
+    store = MetaStore(cfg.node.conf_dir)
+    await loop.run_in_executor(None, store.load)
+    http = IntraClient(cfg.timeouts, node_id)
+    await http.start()
+    ctx = TargetContext(cfg=cfg, me=me, store=store, mountpaths=mountpaths, http=http,
+                        metrics=NodeMetrics("target", node_id), started_ns=started_ns)
+    store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
+    registry = jobs.JobRegistry()
+
+    # 2. listeners first: the primary metasyncs to us while we join
+    public = Listener(build_public_app(ctx, registry), host, cfg.net.public_port, shutdown_s=cfg.timeouts.shutdown_s,
+                      max_header_bytes=cfg.net.max_header_bytes)
+    intra = Listener(build_intra_app(ctx, registry), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)
+    await intra.start()
+    await public.start()
+    log.info("target %s listening: public %s, intra %s, mountpaths %s", node_id, me.public_url, me.intra_url,
+             list(mountpaths.paths))
+
+    # 3. join and keep alive
+    agent = ClusterAgent(me, store, http, cfg.proxy.primary_url, cfg.timeouts.keepalive_interval_s, cfg.cluster.secret)
+    try:
+        join = asyncio.create_task(agent.join(cfg.timeouts.join_wait_s))
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({join, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if join in done:
+            join.result()
+            agent.start()
+            await stop.wait()
+        else:
+            join.cancel()
+    finally:
+        # 4. graceful shutdown
+        log.info("target %s shutting down", node_id)
+        await public.stop()
+        await intra.stop()
+        await registry.stop_all()
+        await agent.stop()
+        await http.close()
+        mountpaths.close()
+
+
+async def _on_metadata(ctx: TargetContext, smap: ClusterMap | None, bmd: BucketMD | None) -> None:
+    """Remove the data of ais buckets that are no longer in the bucket metadata."""
+    if bmd is None:
+        return
+    keep = {ctx.mountpaths.bucket_rel(b) for b in bmd.buckets}
+
+    def reconcile() -> None:
+        for rel in ctx.mountpaths.local_buckets() - keep:
+            if rel.startswith("@ais/"):
+                log.info("removing data of destroyed bucket %s", rel)
+                ctx.mountpaths.remove_bucket_rel(rel)
+    await asyncio.get_running_loop().run_in_executor(None, reconcile)
+
+
+__all__ = ["run", "json"]

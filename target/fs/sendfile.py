@@ -1,0 +1,65 @@
+"""Zero-copy responses under uvloop, which does not implement `loop.sendfile`.
+
+Once the response headers have left the transport, the body is sent with `os.sendfile` from
+an I/O pool thread, which waits for socket writability with `poll()`. The event loop never
+blocks (not even on cold disk reads), and the loop does not write to the transport while the
+handler awaits this. When the preconditions do not hold, a copy path reads in the pool and
+writes through the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import select
+import socket
+from concurrent.futures import Executor
+from typing import BinaryIO
+
+from aiohttp import web
+
+_CHUNK = 1 << 20
+
+
+def _sendfile_blocking(sock_fd: int, file_fd: int, offset: int, count: int, stall_s: float) -> None:
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLOUT)
+    while count > 0:
+        try:
+            n = os.sendfile(sock_fd, file_fd, offset, min(count, 8 << 20))
+        except BlockingIOError:
+            if not poller.poll(stall_s * 1000):
+                raise TimeoutError(f"client did not read for {stall_s}s") from None
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.ECONNRESET):
+                raise ConnectionResetError("client closed the connection") from exc
+            raise
+        if n == 0:
+            raise ConnectionResetError("connection closed during sendfile")
+        offset += n
+        count -= n
+
+
+async def send_file(request: web.Request, resp: web.StreamResponse, f: BinaryIO, offset: int, count: int,
+                    pool: Executor, stall_s: float) -> None:
+    """Send `count` bytes of `f` from `offset` as the body of the prepared response `resp`."""
+    loop = asyncio.get_running_loop()
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("connection lost")
+    sock = transport.get_extra_info("socket")
+    if count > 0 and sock is not None and transport.get_write_buffer_size() == 0 \
+            and getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6) \
+            and not request.secure:
+        await loop.run_in_executor(pool, _sendfile_blocking, sock.fileno(), f.fileno(), offset, count, stall_s)
+        return
+    # Copy path: pool reads, transport writes (with aiohttp's flow control).
+    f.seek(offset)
+    while count > 0:
+        chunk = await loop.run_in_executor(pool, f.read, min(_CHUNK, count))
+        if not chunk:
+            raise ConnectionResetError("object shrank while being read")
+        await resp.write(chunk)
+        count -= len(chunk)

@@ -1,0 +1,92 @@
+"""One target's page of a bucket listing: its local objects after a token, sorted by name.
+
+The proxy asks every target for up to `pagesize` names after the token and merges them; each
+mountpath is walked in its own pool thread and the sorted streams are merged here.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from typing import Any
+
+import msgpack
+from aiohttp import web
+
+from ais import apc, names
+from ais.errors import BadMessage
+from ais.web import read_json
+from target.context import CTX, TargetContext
+from target.fs import meta as fsmeta
+from target.fs.walk import walk_sorted
+
+ENTRY_IS_CACHED = 1 << 6
+_META_PROPS = {"checksum", "atime", "version", "custom"}
+
+
+def _page(ctx: TargetContext, root: str, mp: str, prefix: str, after: str, limit: int,
+          props: set[str], time_format: str) -> list[dict[str, Any]]:
+    """Blocking: up to `limit` entries of one mountpath."""
+    out: list[dict[str, Any]] = []
+    want_meta = bool(props & _META_PROPS)
+    for name, entry in itertools.islice(walk_sorted(root, prefix, after), limit):
+        e: dict[str, Any] = {"n": name, "f": ENTRY_IS_CACHED}
+        try:
+            if want_meta:
+                r = fsmeta.open_object(entry.path)
+                if r is None:
+                    continue
+                r[0].close()
+                meta = r[1]
+                size = meta.size
+                if "checksum" in props and meta.cksum_value:
+                    e["cs"] = meta.cksum_value
+                if "version" in props and meta.version:
+                    e["v"] = meta.version
+                if "atime" in props:
+                    e["a"] = _fmt_time(meta.atime_ns, time_format)
+                if "custom" in props and meta.custom:
+                    e["m"] = ",".join(f"{k}={v}" for k, v in sorted(meta.custom.items()))
+            else:
+                size = entry.stat().st_size
+        except FileNotFoundError:
+            continue  # deleted while listing
+        if "size" in props or not props:
+            e["s"] = size
+        if "location" in props:
+            e["t"] = f"{ctx.me.display}:{mp}"
+        if "copies" in props:
+            e["c"] = 1
+        out.append(e)
+    return out
+
+
+def _fmt_time(ns: int, fmt: str) -> str:
+    t = time.gmtime(ns / 1e9)
+    if fmt.upper() in ("RFC3339", "2006-01-02T15:04:05Z07:00"):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
+    return time.strftime("%d %b %y %H:%M UTC", t)  # Go time.RFC822
+
+
+async def list_page(request: web.Request) -> web.StreamResponse:
+    """Intra `POST /v1/lso/{bucket}`: {prefix, after, limit, props, time_format} -> msgpack entries."""
+    ctx = request.app[CTX]
+    q = request.query
+    bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
+    ctx.bucket_props(bck)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadMessage("list page request must be a JSON object")
+    prefix, after = str(body.get("prefix", "")), str(body.get("after", ""))
+    limit = int(body.get("limit", apc.MAX_PAGE_SIZE))
+    props = set(body.get("props") or [])
+    time_format = str(body.get("time_format", ""))
+    pages = []
+    for mp in ctx.mountpaths.paths:
+        root = ctx.mountpaths.bucket_dir(mp, bck)
+        pages.append(ctx.mountpaths.run(mp, _page, ctx, root, mp, prefix, after, limit, props, time_format))
+    import asyncio
+    results = await asyncio.gather(*pages)
+    merged = list(itertools.islice(heapq.merge(*results, key=lambda e: e["n"]), limit))
+    return web.Response(body=msgpack.packb(merged), content_type=apc.MSGPACK)

@@ -1,0 +1,655 @@
+"""Object handlers of a target: GET, HEAD, PUT (plain, append, multipart part, copy), DELETE,
+POST actions (rename, check-lock, multipart) and PATCH (custom metadata).
+
+Each handler reads as numbered steps: 1. resolve bucket and name, 2. check ownership
+(redirect to the owner otherwise), 3. do the I/O in the mountpath pool, 4. answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from email.utils import formatdate
+from typing import Any, AsyncIterator, Mapping
+
+import xxhash
+from aiohttp import web
+
+from ais import apc, names
+from ais.errors import (AisError, BadMessage, BadRequest, Conflict, NotFound, NotImplementedErr,
+                        ObjectNotFound, RangeNotSatisfiable, UnknownAction)
+from ais.names import Bucket
+from ais.web import STREAMING, read_action
+from target.context import CTX, TargetContext
+from target.fs import meta as fsmeta
+from target.fs.meta import ObjectMeta
+from target.fs.sendfile import send_file
+
+log = logging.getLogger(__name__)
+
+SMALL_OBJECT_BYTES = 64 << 10
+_HANDLE_RE = re.compile(r"^app\.[0-9a-f]{16}\.\d+$")
+_UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_TARGET_REDIRECT = "trd"  # query marker: already redirected once by a target
+
+
+# --- 1. resolve -----------------------------------------------------------------------------
+
+def resolve(request: web.Request) -> tuple[TargetContext, Bucket, str, dict[str, Any]]:
+    ctx = request.app[CTX]
+    q = request.query
+    bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
+    obj = names.check_object_name(request.match_info["obj"])
+    props = ctx.bucket_props(bck)
+    return ctx, bck, obj, props
+
+
+# --- 2. ownership ---------------------------------------------------------------------------
+
+def redirect_if_not_owner(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str) -> web.Response | None:
+    """Requests sent straight to a target (the SDK's direct=True, our client) may hit a non-owner."""
+    owner = ctx.smap.owner(bck.object_uname(obj))
+    if owner is None or owner.id == ctx.me.id or _TARGET_REDIRECT in request.query:
+        return None
+    query = request.query_string + ("&" if request.query_string else "") + f"{_TARGET_REDIRECT}={ctx.me.id}"
+    location = f"{owner.public_url}{request.raw_path.split('?', 1)[0]}?{query}"
+    status = 301 if request.method == "GET" else 307
+    return web.Response(status=status, headers={"Location": location})
+
+
+# --- response headers -----------------------------------------------------------------------
+
+def etag_of(meta: ObjectMeta) -> str:
+    if "ETag" in meta.custom:
+        return meta.custom["ETag"]
+    if meta.cksum_type == "md5" and meta.cksum_value:
+        return meta.cksum_value
+    if meta.cksum_value:
+        return f"v1-{meta.cksum_value}-{_b36(meta.mtime_ns)}"
+    return ""
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
+def custom_md_header(custom: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(custom.items()))
+
+
+def object_headers(ctx: TargetContext, bck: Bucket, obj: str, mp: str, meta: ObjectMeta,
+                   props: set[str] | None = None) -> dict[str, str]:
+    """Object props as response headers (reference §1.2). `props=None` means all (legacy)."""
+    want = (lambda p: True) if props is None else (lambda p: p in props)
+    h: dict[str, str] = {apc.HDR_PRESENT: "true"}
+    if want("checksum") and meta.cksum_type != "none":
+        h[apc.HDR_CHECKSUM_TYPE] = meta.cksum_type
+        h[apc.HDR_CHECKSUM_VALUE] = meta.cksum_value
+    if want("atime"):
+        h[apc.HDR_ATIME] = str(meta.atime_ns)
+    if want("version") and meta.version:
+        h[apc.HDR_VERSION] = meta.version
+    if want("custom") and meta.custom:
+        h[apc.HDR_CUSTOM_MD] = custom_md_header(meta.custom)
+    if want("etag"):
+        etag = etag_of(meta)
+        if etag:
+            h["ETag"] = f'"{etag}"'
+    if want("last-modified"):
+        h["Last-Modified"] = formatdate(meta.mtime_ns / 1e9, usegmt=True)
+    if want("location"):
+        h[apc.HDR_LOCATION] = f"{ctx.me.display}:{mp}"
+    if want("copies"):
+        h[apc.HDR_MIRROR_COPIES] = "1"
+        h[apc.HDR_MIRROR_PATHS] = mp
+    if want("name"):
+        h[apc.HDR_OBJ_NAME] = obj
+    if props is None:
+        h[apc.HDR_BCK_NAME] = bck.name
+        h[apc.HDR_BCK_PROVIDER] = bck.provider
+    return h
+
+
+# --- GET ------------------------------------------------------------------------------------
+
+def parse_range(header: str, size: int) -> tuple[int, int]:
+    """One `bytes=` range -> (offset, count); RangeNotSatisfiable for anything else."""
+    unsat = RangeNotSatisfiable(f"invalid or unsatisfiable range {header!r} for an object of {size} bytes",
+                                headers={"Content-Range": f"bytes */{size}"})
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        raise unsat
+    first, sep, last = spec.strip().partition("-")
+    if not sep:
+        raise unsat
+    try:
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                raise unsat
+            start = max(size - n, 0)
+            end = size - 1
+        else:
+            start = int(first)
+            end = int(last) if last else size - 1
+            end = min(end, size - 1)
+    except ValueError:
+        raise unsat from None
+    if start < 0 or start >= size or end < start:
+        raise unsat
+    return start, end - start + 1
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    # 1. resolve, 2. ownership
+    ctx, bck, obj, _ = resolve(request)
+    for unsupported in ("archpath", "archregx", "etl_name", "etl_pipeline"):
+        if unsupported in request.query:
+            raise NotImplementedErr(f"query parameter {unsupported!r} is not supported yet")
+    if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
+        return r
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    rng = request.headers.get("Range")
+
+    # 3a. small objects: open + metadata + content in one hop, no sendfile
+    if rng is None:
+        small = await ctx.mountpaths.run(mp, fsmeta.read_small, path, SMALL_OBJECT_BYTES)
+        if small is None:
+            raise ObjectNotFound(bck.object_cname(obj))
+        meta, data = small
+        if data is not None:
+            _check_bid(ctx, bck, obj, meta)
+            headers = object_headers(ctx, bck, obj, mp, meta)
+            headers["Content-Type"] = "application/octet-stream"
+            ctx.metrics.bytes_out.labels(verb="GET").inc(len(data))
+            return web.Response(body=data, headers=headers)
+
+    # 3b. larger or ranged: open + metadata in one hop, then sendfile
+    opened = await ctx.mountpaths.run(mp, fsmeta.open_object, path)
+    if opened is None:
+        raise ObjectNotFound(bck.object_cname(obj))
+    f, meta = opened
+    try:
+        _check_bid(ctx, bck, obj, meta)
+        headers = object_headers(ctx, bck, obj, mp, meta)
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Accept-Ranges"] = "bytes"
+        status, offset, count = 200, 0, meta.size
+        if rng is not None:
+            offset, count = parse_range(rng, meta.size)
+            status = 206
+            headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{meta.size}"
+        resp = web.StreamResponse(status=status, headers=headers)
+        resp.content_length = count
+        await resp.prepare(request)
+        request[STREAMING] = True
+        await send_file(request, resp, f, offset, count, ctx.mountpaths.pool(mp), ctx.cfg.timeouts.data_read_s)
+        await resp.write_eof()
+        ctx.metrics.bytes_out.labels(verb="GET").inc(count)
+        return resp
+    finally:
+        f.close()
+
+
+def _check_bid(ctx: TargetContext, bck: Bucket, obj: str, meta: ObjectMeta) -> None:
+    """An object left from an earlier bucket of the same name is not part of this one."""
+    props = ctx.bmd.get(bck) or {}
+    bid = int(str(props.get("bid", "0")))
+    if meta.bid and bid and meta.bid != bid:
+        raise ObjectNotFound(bck.object_cname(obj))
+
+
+# --- HEAD -----------------------------------------------------------------------------------
+
+_HEAD_PROPS = {"name", "size", "checksum", "atime", "version", "custom", "last-modified", "etag",
+               "location", "copies", "ec", "chunked", "present"}
+
+
+async def head_object(request: web.Request) -> web.StreamResponse:
+    ctx, bck, obj, _ = resolve(request)
+    if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
+        return r
+    props: set[str] | None = None
+    if apc.Q_PROPS in request.query:
+        props = {p.strip() for p in request.query[apc.Q_PROPS].split(",") if p.strip()}
+        unknown = props - _HEAD_PROPS
+        if unknown:
+            raise BadRequest(f"unknown object props {sorted(unknown)}; valid: {sorted(_HEAD_PROPS)}")
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+    if meta is None:
+        raise ObjectNotFound(bck.object_cname(obj))
+    _check_bid(ctx, bck, obj, meta)
+    headers = object_headers(ctx, bck, obj, mp, meta, props)
+    resp = web.Response(status=200, headers=headers)
+    resp.headers["Content-Length"] = str(meta.size)
+    return resp
+
+
+# --- PUT ------------------------------------------------------------------------------------
+
+class _Received:
+    __slots__ = ("size", "hasher")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.hasher = xxhash.xxh64()
+
+
+def _write_chunks(f: Any, chunks: list[bytes], rec: _Received) -> None:
+    """One pool hop: checksum and write a batch with writev, finishing partial writes."""
+    for c in chunks:
+        rec.hasher.update(c)
+    fd = f.fileno()
+    views = [memoryview(c) for c in chunks]
+    while views:
+        n = os.writev(fd, views)
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views and n:
+            views[0] = views[0][n:]
+
+
+def _open_work(path: str, append: bool = False) -> Any:
+    return open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115 - closed by the caller
+
+
+def _finish_work(f: Any, fsync: bool) -> None:
+    try:
+        if fsync:
+            os.fsync(f.fileno())
+    finally:
+        f.close()
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+async def _body_chunks(request: web.Request, size_hint: int) -> AsyncIterator[list[bytes]]:
+    """Group the request body into ~size_hint batches so each pool hop writes a lot."""
+    batch: list[bytes] = []
+    pending = 0
+    async for chunk in request.content.iter_chunked(256 << 10):
+        batch.append(chunk)
+        pending += len(chunk)
+        if pending >= size_hint:
+            yield batch
+            batch, pending = [], 0
+    if batch:
+        yield batch
+
+
+async def receive_body(request: web.Request, ctx: TargetContext, mp: str, work: str, *, append: bool = False) -> _Received:
+    """Stream the request body into `work`: checksum on the way, fsync at the end.
+
+    On any failure (client gone, disk error, cancel) the work file is removed.
+    """
+    rec = _Received()
+    f = await ctx.mountpaths.run(mp, _open_work, work, append)
+    try:
+        async for batch in _body_chunks(request, ctx.cfg.target.write_buffer_bytes):
+            await ctx.mountpaths.run(mp, _write_chunks, f, batch, rec)
+            rec.size += sum(len(c) for c in batch)
+        expected = request.content_length
+        if expected is not None and rec.size != expected and not append:
+            raise BadRequest(f"body ended after {rec.size} of {expected} bytes")
+        await ctx.mountpaths.run(mp, _finish_work, f, ctx.cfg.target.fsync)
+    except BaseException:
+        f.close()
+        await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
+        raise
+    ctx.metrics.bytes_in.labels(verb="PUT").inc(rec.size)
+    return rec
+
+
+def _check_client_checksum(request: web.Request, rec: _Received, cname: str) -> None:
+    ctype = request.headers.get(apc.HDR_CHECKSUM_TYPE, "")
+    cval = request.headers.get(apc.HDR_CHECKSUM_VALUE, "")
+    if not ctype or not cval or ctype == "none":
+        return
+    if ctype not in ("xxhash", "xxhash2"):
+        return  # other types are validated by their own front ends (S3: MD5)
+    if cval.lower() != rec.hasher.hexdigest():
+        raise BadRequest(f"checksum mismatch for {cname}: client sent {ctype} {cval}, "
+                         f"received data has {rec.hasher.hexdigest()}")
+
+
+async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work: str, meta: ObjectMeta,
+                        props: Mapping[str, Any]) -> ObjectMeta:
+    """Publish a finished work file as the object, under the object's lock."""
+    _, path = ctx.mountpaths.object_path(bck, obj)
+    versioning = bool((props.get("versioning") or {}).get("enabled", True))
+    async with ctx.object_lock(bck.object_uname(obj)):
+        try:
+            return await ctx.mountpaths.run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
+        except OSError as exc:
+            await ctx.mountpaths.run(mp, _unlink_quiet, work)
+            raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
+        except BaseException:
+            await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
+            raise
+
+
+async def put_object(request: web.Request) -> web.StreamResponse:
+    ctx, bck, obj, props = resolve(request)
+    q = request.query
+    if "archpath" in q:
+        raise NotImplementedErr("appending to a shard (archpath) is not supported yet")
+    if apc.Q_APPEND_TYPE in q:
+        return await _append(request, ctx, bck, obj, props)
+    if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
+        return r
+    if apc.Q_OBJ_TO in q:
+        return await _copy_to(request, ctx, bck, obj)
+    if apc.Q_UPLOAD_ID in q:
+        return await _put_part(request, ctx, bck, obj)
+
+    # plain PUT: 1. stream into a work file, 2. validate, 3. publish atomically
+    mp, _ = ctx.mountpaths.object_path(bck, obj)
+    work = ctx.mountpaths.work_path(mp)
+    rec = await receive_body(request, ctx, mp, work)
+    try:
+        _check_client_checksum(request, rec, bck.object_cname(obj))
+    except AisError:
+        await ctx.mountpaths.run(mp, _unlink_quiet, work)
+        raise
+    meta = ObjectMeta(size=rec.size, cksum_type="xxhash", cksum_value=rec.hasher.hexdigest(),
+                      bid=int(str(props.get("bid", "0"))))
+    meta = await commit_object(ctx, bck, obj, mp, work, meta, props)
+    return web.Response(status=200, headers=object_headers(ctx, bck, obj, mp, meta, {"checksum", "atime", "version"}))
+
+
+# --- append ---------------------------------------------------------------------------------
+
+async def _append(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any]) -> web.StreamResponse:
+    """`append_type=append|flush` with an opaque handle `tid|workfile|xxhash|` (reference §1.3)."""
+    kind = request.query[apc.Q_APPEND_TYPE]
+    if kind not in ("append", "flush"):
+        raise BadRequest(f"invalid append_type {kind!r}: expected 'append' or 'flush'")
+    mp, _ = ctx.mountpaths.object_path(bck, obj)
+    handle = request.query.get(apc.Q_APPEND_HANDLE, "")
+    if handle:
+        parts = handle.split("|")
+        if len(parts) < 2 or parts[0] != ctx.me.id or not _HANDLE_RE.match(parts[1]):
+            raise BadRequest(f"invalid append handle {handle!r}")
+        work = f"{mp}/%wk/{parts[1]}"
+        if not await ctx.mountpaths.run(mp, os.path.exists, work):
+            raise NotFound(f"append handle {handle!r} is unknown or expired (appends do not survive a restart)")
+    else:
+        if kind == "flush":
+            raise BadRequest("append_type=flush needs an append_handle")
+        work = ctx.mountpaths.work_path(mp, "app.")
+    if kind == "append":
+        await receive_body(request, ctx, mp, work, append=True)
+        new_handle = f"{ctx.me.id}|{os.path.basename(work)}|xxhash|"
+        return web.Response(status=200, headers={apc.HDR_APPEND_HANDLE: new_handle})
+    # flush: the appended file becomes the object
+    size, digest = await ctx.mountpaths.run(mp, _hash_file, work)
+    meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, bid=int(str(props.get("bid", "0"))))
+    meta = await commit_object(ctx, bck, obj, mp, work, meta, props)
+    return web.Response(status=200, headers=object_headers(ctx, bck, obj, mp, meta, {"checksum", "atime", "version"}))
+
+
+def _hash_file(path: str) -> tuple[int, str]:
+    h = xxhash.xxh64()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+# --- multipart (native actions) -------------------------------------------------------------
+
+def _mpu_dir(ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> tuple[str, str]:
+    if not _UPLOAD_ID_RE.match(upload_id):
+        raise BadRequest(f"invalid upload ID {upload_id!r}")
+    mp, _ = ctx.mountpaths.object_path(bck, obj)
+    return mp, ctx.mountpaths.mpu_dir(mp, upload_id)
+
+
+def _mpu_create(d: str, uname: str) -> None:
+    os.makedirs(d)
+    with open(f"{d}/upload.json", "w", encoding="utf-8") as f:
+        json.dump({"uname": uname, "created_ns": time.time_ns()}, f)
+
+
+def _mpu_check(d: str, uname: str) -> bool:
+    try:
+        with open(f"{d}/upload.json", encoding="utf-8") as f:
+            return bool(json.load(f).get("uname") == uname)
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+async def _mpu_require(ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> tuple[str, str]:
+    mp, d = _mpu_dir(ctx, bck, obj, upload_id)
+    if not await ctx.mountpaths.run(mp, _mpu_check, d, bck.object_uname(obj)):
+        raise NotFound(f"multipart upload {upload_id} of {bck.object_cname(obj)} does not exist")
+    return mp, d
+
+
+async def _put_part(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str) -> web.StreamResponse:
+    upload_id = request.query[apc.Q_UPLOAD_ID]
+    try:
+        part = int(request.query.get(apc.Q_PART_NUMBER, ""))
+    except ValueError:
+        raise BadRequest("multipart part needs an integer partNumber") from None
+    if not 1 <= part <= 10000:
+        raise BadRequest(f"partNumber {part} out of range 1..10000")
+    mp, d = await _mpu_require(ctx, bck, obj, upload_id)
+    work = ctx.mountpaths.work_path(mp)
+    rec = await receive_body(request, ctx, mp, work)
+    await ctx.mountpaths.run(mp, os.replace, work, f"{d}/part.{part:05d}")
+    return web.Response(status=200, headers={"ETag": f'"{rec.hasher.hexdigest()}"'})
+
+
+def _mpu_assemble(d: str, work: str, parts: list[int] | None, fsync: bool) -> tuple[int, str]:
+    available = sorted(int(n.split(".")[1]) for n in os.listdir(d) if n.startswith("part."))
+    wanted = parts if parts else available
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise BadRequest(f"multipart upload is missing parts {missing}")
+    if wanted != sorted(set(wanted)):
+        raise BadRequest("multipart parts must be listed in ascending order without duplicates")
+    h = xxhash.xxh64()
+    size = 0
+    with open(work, "wb") as out:
+        for p in wanted:
+            with open(f"{d}/part.{p:05d}", "rb") as src:
+                while chunk := src.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        out.flush()
+        if fsync:
+            os.fsync(out.fileno())
+    return size, h.hexdigest()
+
+
+async def _mpu_complete(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
+                        value: Any) -> web.StreamResponse:
+    upload_id = request.query.get(apc.Q_UPLOAD_ID, "")
+    mp, d = await _mpu_require(ctx, bck, obj, upload_id)
+    parts: list[int] | None = None
+    if value:
+        if not isinstance(value, list):
+            raise BadMessage("mpt-complete value must be a list of {part-number, etag}")
+        try:
+            parts = [int(p["part-number"]) for p in value]
+        except (KeyError, TypeError, ValueError):
+            raise BadMessage("mpt-complete value must be a list of {part-number, etag}") from None
+    work = ctx.mountpaths.work_path(mp)
+    try:
+        size, digest = await ctx.mountpaths.run(mp, _mpu_assemble, d, work, parts, ctx.cfg.target.fsync)
+    except BaseException:
+        await ctx.mountpaths.run(mp, _unlink_quiet, work)
+        raise
+    meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, bid=int(str(props.get("bid", "0"))))
+    meta = await commit_object(ctx, bck, obj, mp, work, meta, props)
+    await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
+    return web.Response(status=200, headers=object_headers(ctx, bck, obj, mp, meta, {"checksum", "version"}))
+
+
+# --- copy / rename --------------------------------------------------------------------------
+
+async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket, dst_obj: str) -> None:
+    """Copy a local object to its owner under a new bucket/name (local or another target)."""
+    dst_props = ctx.bucket_props(dst)
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    opened = await ctx.mountpaths.run(mp, fsmeta.open_object, path)
+    if opened is None:
+        raise ObjectNotFound(bck.object_cname(obj))
+    f, meta = opened
+    try:
+        owner = ctx.smap.owner(dst.object_uname(dst_obj))
+        if owner is None:
+            raise AisError("no active targets")
+        if owner.id == ctx.me.id:
+            dmp, _ = ctx.mountpaths.object_path(dst, dst_obj)
+            work = ctx.mountpaths.work_path(dmp)
+            await ctx.mountpaths.run(dmp, _copy_file, f, work, ctx.cfg.target.fsync)
+            new_meta = ObjectMeta(size=meta.size, cksum_type=meta.cksum_type, cksum_value=meta.cksum_value,
+                                  custom=meta.custom, bid=int(str(dst_props.get("bid", "0"))))
+            await commit_object(ctx, dst, dst_obj, dmp, work, new_meta, dst_props)
+            return
+        url = f"{owner.public_url}/v1/objects/{dst.name}/{_quote(dst_obj)}"
+        params = {apc.Q_PROVIDER: dst.provider, _TARGET_REDIRECT: ctx.me.id}
+        if not dst.namespace.is_global:
+            params[apc.Q_NAMESPACE] = dst.namespace.uname
+        headers = ctx.http.headers({apc.HDR_CHECKSUM_TYPE: meta.cksum_type, apc.HDR_CHECKSUM_VALUE: meta.cksum_value,
+                                    "Content-Length": str(meta.size)})
+        if meta.cksum_type == "none":
+            headers.pop(apc.HDR_CHECKSUM_TYPE)
+        async with ctx.http.session.put(url, data=_file_sender(ctx, mp, f, meta.size), params=params,
+                                        headers=headers, timeout=ctx.http.data_timeout()) as resp:
+            if resp.status >= 400:
+                raise AisError(f"copy to {owner.display} failed: {resp.status} {await resp.text()}")
+        if meta.custom:
+            await ctx.http.call("PATCH", url, params={**params, apc.Q_NEW_CUSTOM: "true"},
+                                json_body={"action": "", "value": meta.custom})
+    finally:
+        f.close()
+
+
+async def _file_sender(ctx: TargetContext, mp: str, f: Any, size: int) -> AsyncIterator[bytes]:
+    left = size
+    while left > 0:
+        chunk = await ctx.mountpaths.run(mp, f.read, min(1 << 20, left))
+        if not chunk:
+            raise ConnectionResetError("source object shrank during copy")
+        left -= len(chunk)
+        yield chunk
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+    return quote(name)
+
+
+def _copy_file(src: Any, work: str, fsync: bool) -> None:
+    src.seek(0)
+    with open(work, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+        out.flush()
+        if fsync:
+            os.fsync(out.fileno())
+
+
+async def _copy_to(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str) -> web.StreamResponse:
+    dst, dst_obj = names.parse_uname_object(request.query[apc.Q_OBJ_TO])
+    await copy_object_to(ctx, bck, obj, dst, dst_obj)
+    return web.Response(status=200)
+
+
+async def delete_local(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    bdir = ctx.mountpaths.bucket_dir(mp, bck)
+    async with ctx.object_lock(bck.object_uname(obj)):
+        return await ctx.mountpaths.run(mp, fsmeta.remove_object, path, bdir)
+
+
+# --- DELETE / POST / PATCH ------------------------------------------------------------------
+
+async def delete_object(request: web.Request) -> web.StreamResponse:
+    ctx, bck, obj, _ = resolve(request)
+    if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
+        return r
+    if apc.Q_UPLOAD_ID in request.query:  # mpt-abort
+        mp, d = await _mpu_require(ctx, bck, obj, request.query[apc.Q_UPLOAD_ID])
+        await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
+        return web.Response(status=200)
+    if not await delete_local(ctx, bck, obj):
+        raise ObjectNotFound(bck.object_cname(obj))
+    return web.Response(status=200)
+
+
+async def post_object(request: web.Request) -> web.StreamResponse:
+    ctx, bck, obj, props = resolve(request)
+    if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
+        return r
+    msg = await read_action(request)
+    assert msg is not None
+    if msg.action == apc.ACT_CHECK_LOCK:
+        return web.Response(status=200)
+    if msg.action == apc.ACT_RENAME_OBJ:
+        if not bck.is_ais:
+            raise BadRequest(f"rename is supported for ais:// buckets only, not {bck.cname}")
+        new = names.check_object_name(msg.name)
+        if new == obj:
+            raise BadRequest("rename: the new name equals the old one")
+        await copy_object_to(ctx, bck, obj, bck, new)
+        await delete_local(ctx, bck, obj)
+        return web.Response(status=200)
+    if msg.action == apc.ACT_MPT_UPLOAD:
+        upload_id = os.urandom(16).hex()
+        mp, d = _mpu_dir(ctx, bck, obj, upload_id)
+        await ctx.mountpaths.run(mp, _mpu_create, d, bck.object_uname(obj))
+        return web.Response(text=upload_id, content_type="text/plain")
+    if msg.action == apc.ACT_MPT_COMPLETE:
+        return await _mpu_complete(request, ctx, bck, obj, props, msg.value)
+    if msg.action == apc.ACT_MPT_ABORT:
+        mp, d = await _mpu_require(ctx, bck, obj, request.query.get(apc.Q_UPLOAD_ID, ""))
+        await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
+        return web.Response(status=200)
+    raise UnknownAction(f"unknown object action {msg.action!r}")
+
+
+async def patch_object(request: web.Request) -> web.StreamResponse:
+    """Set custom metadata: merge keys, or replace them all with `set-new-custom=true`."""
+    ctx, bck, obj, _ = resolve(request)
+    if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
+        return r
+    msg = await read_action(request)
+    assert msg is not None
+    if not isinstance(msg.value, dict) or not all(isinstance(k, str) for k in msg.value):
+        raise BadMessage("custom metadata must be a JSON object of string keys")
+    custom = {k: str(v) for k, v in msg.value.items()}
+    for k in custom:
+        if not k or "=" in k or "," in k:
+            raise BadRequest(f"invalid custom metadata key {k!r}: must be non-empty without '=' or ','")
+    replace_all = names.parse_bool(request.query.get(apc.Q_NEW_CUSTOM), apc.Q_NEW_CUSTOM)
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    async with ctx.object_lock(bck.object_uname(obj)):
+        meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+        if meta is None:
+            raise ObjectNotFound(bck.object_cname(obj))
+        merged = custom if replace_all else {**meta.custom, **custom}
+        await ctx.mountpaths.run(mp, fsmeta.set_meta, path, meta.with_custom(merged))
+    return web.Response(status=200)
