@@ -35,7 +35,7 @@ FLAG_CACHED = 1 << 0
 FLAG_NAME_ONLY = 1 << 4
 FLAG_NAME_SIZE = 1 << 5
 _VALID_PROPS = {"name", "size", "version", "checksum", "atime", "cached", "status", "copies", "ec", "custom",
-                "location"}
+                "location", "target_url"}
 
 
 def _bucket(request: web.Request, required: bool = True) -> Bucket | None:
