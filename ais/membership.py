@@ -91,8 +91,11 @@ class MetaStore:
                     raise Forbidden(f"cluster map of another cluster ({smap.uuid} != {self.smap.uuid})")
                 if smap.version <= self.smap.version:
                     smap = None
-            if bmd is not None and self.bmd is not None and bmd.version <= self.bmd.version:
-                bmd = None
+            if bmd is not None and self.bmd is not None:
+                if bmd.uuid and self.bmd.uuid and bmd.uuid != self.bmd.uuid:
+                    raise Forbidden(f"bucket metadata of another cluster ({bmd.uuid} != {self.bmd.uuid})")
+                if bmd.version <= self.bmd.version:
+                    bmd = None
             if smap is None and bmd is None:
                 return False
             loop = asyncio.get_running_loop()

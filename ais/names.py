@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from ais import apc
-from ais.errors import InvalidName
+from ais.errors import BadRequest, InvalidName
 
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _NS_RE = re.compile(r"^[A-Za-z0-9_.\-]{0,64}$")
@@ -145,4 +145,4 @@ def parse_bool(value: str | None, what: str = "value") -> bool:
         return False
     if value in _TRUE:
         return True
-    raise InvalidName(f"invalid boolean {value!r} for {what}")
+    raise BadRequest(f"invalid boolean {value!r} for {what}")

@@ -39,9 +39,10 @@ async def redirect_object(request: web.Request) -> web.StreamResponse:
     if owner is None:
         raise ServiceUnavailable("the cluster has no active targets")
     # 4. redirect with the proxy-ID and time markers
-    path = request.raw_path.split("?", 1)[0]
+    # the raw (still percent-encoded) query: a decoded one would turn %23 into a fragment '#'
+    path, _, raw_query = request.raw_path.partition("?")
     marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_UTM}={_b36(time.time_ns())}"
-    query = f"{request.query_string}&{marker}" if request.query_string else marker
+    query = f"{raw_query}&{marker}" if raw_query else marker
     status = 301 if request.method == "GET" else 307
     return web.Response(status=status, headers={"Location": f"{owner.public_url}{path}?{query}"})
 

@@ -56,8 +56,9 @@ def redirect_if_not_owner(request: web.Request, ctx: TargetContext, bck: Bucket,
     owner = ctx.smap.owner(bck.object_uname(obj))
     if owner is None or owner.id == ctx.me.id or _TARGET_REDIRECT in request.query:
         return None
-    query = request.query_string + ("&" if request.query_string else "") + f"{_TARGET_REDIRECT}={ctx.me.id}"
-    location = f"{owner.public_url}{request.raw_path.split('?', 1)[0]}?{query}"
+    path, _, raw_query = request.raw_path.partition("?")  # keep the query percent-encoded
+    query = raw_query + ("&" if raw_query else "") + f"{_TARGET_REDIRECT}={ctx.me.id}"
+    location = f"{owner.public_url}{path}?{query}"
     status = 301 if request.method == "GET" else 307
     return web.Response(status=status, headers={"Location": location})
 
@@ -394,8 +395,9 @@ async def _append(request: web.Request, ctx: TargetContext, bck: Bucket, obj: st
         if kind == "flush":
             raise BadRequest("append_type=flush needs an append_handle")
         work = ctx.mountpaths.work_path(mp, "app.")
-    if kind == "append":
+    if kind == "append" or request.content_length or request.body_exists:
         await receive_body(request, ctx, mp, work, append=True)
+    if kind == "append":
         new_handle = f"{ctx.me.id}|{os.path.basename(work)}|xxhash|"
         return web.Response(status=200, headers={apc.HDR_APPEND_HANDLE: new_handle})
     # flush: the appended file becomes the object

@@ -114,7 +114,15 @@ def _is_our_process(pid: int, cfg_path: str) -> bool:
     return b"ais.node" in cmd and cfg_path.encode() in cmd
 
 
+# Processes started by this process: poll() them (right after fork, /proc/PID/cmdline still
+# shows the parent until exec, so the cmdline check cannot be used for them yet).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def node_pid_alive(spec: ClusterSpec, node: NodeSpec) -> bool:
+    child = _children.get(node.pid)
+    if child is not None:
+        return child.poll() is None
     return _is_our_process(node.pid, os.path.join(node.dir(spec.root), "config.json"))
 
 
@@ -131,6 +139,7 @@ def start_node(spec: ClusterSpec, node: NodeSpec, env: dict[str, str] | None = N
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env={**os.environ, **(env or {})})
     node.pid = proc.pid
+    _children[proc.pid] = proc
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -188,6 +197,14 @@ def stop_node(spec: ClusterSpec, node: NodeSpec, sig: int = signal.SIGTERM, wait
     if not node_pid_alive(spec, node):
         return
     os.kill(node.pid, sig)
+    child = _children.pop(node.pid, None)
+    if child is not None:
+        try:
+            child.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        return
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and node_pid_alive(spec, node):
         time.sleep(0.05)
