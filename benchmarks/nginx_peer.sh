@@ -25,6 +25,8 @@ start() {
     "$NGINX" -V 2>&1 | grep -q -- --with-http_dav_module \
         || { echo "this nginx has no DAV module: PUT cells will fail" >&2; }
     mkdir -p "$D/www" "$D/put" "$D/tmp" "$D/logs"
+    # started as root, nginx's workers run as `nobody`: they must be able to write PUTs
+    [ "$(id -u)" = 0 ] && chown -R nobody "$D/put"
     cat > "$D/nginx.conf" <<CONF
 worker_processes $W;
 daemon off;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv (Python >= 3.11) and install the project with its test dependencies.
+# Idempotent: re-running only installs what changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+PY=""
+for cand in python3.13 python3.12 python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+        PY="$cand"; break
+    fi
+done
+[ -n "$PY" ] || { echo "install: Python >= 3.11 is required" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+EXTRAS="${1:-test}"
+.venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
