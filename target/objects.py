@@ -91,7 +91,8 @@ def custom_md_header(custom: Mapping[str, str]) -> str:
 def object_headers(ctx: TargetContext, bck: Bucket, obj: str, mp: str, meta: ObjectMeta,
                    props: set[str] | None = None) -> dict[str, str]:
     """Object props as response headers (reference §1.2). `props=None` means all (legacy)."""
-    want = (lambda p: True) if props is None else (lambda p: p in props)
+    def want(prop: str) -> bool:
+        return props is None or prop in props
     h: dict[str, str] = {apc.HDR_PRESENT: "true"}
     if want("checksum") and meta.cksum_type != "none":
         h[apc.HDR_CHECKSUM_TYPE] = meta.cksum_type

@@ -29,8 +29,9 @@ class ObjectMeta:
     atime_ns: int = 0  # from the filesystem; not stored in the xattr
 
     def pack(self) -> bytes:
-        return msgpack.packb({"v": META_VERSION, "s": self.size, "ct": self.cksum_type, "cv": self.cksum_value,
+        packed: bytes = msgpack.packb({"v": META_VERSION, "s": self.size, "ct": self.cksum_type, "cv": self.cksum_value,
                               "ver": self.version, "md": self.custom, "bid": self.bid})
+        return packed
 
     @classmethod
     def unpack(cls, data: bytes, st: os.stat_result) -> "ObjectMeta":
