@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Coroutine, Mapping
 
 from aiohttp import web
 
@@ -187,3 +188,18 @@ class Listener:
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish up to the timeout, then cancel."""
         await self._runner.cleanup()
+
+
+async def until_stopped(coro: "asyncio.Future[None] | Coroutine[Any, Any, None]", stop: asyncio.Event) -> bool:
+    """Run `coro` unless a stop comes first; True when it finished."""
+    task = asyncio.ensure_future(coro)
+    stopping = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if task in done:
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False

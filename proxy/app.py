@@ -20,7 +20,7 @@ from ais.config import Config
 from ais.intra import IntraClient
 from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_handler
 from ais.metrics import NodeMetrics
-from ais.web import Listener, metrics_handler, middlewares
+from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
 from proxy import buckets, cluster, membership, objects
 from proxy.context import CTX, ProxyContext
 
@@ -70,64 +70,59 @@ def _add_common(app: web.Application, ctx: ProxyContext) -> None:
 
 async def run(cfg: Config, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
-    # 1. identity and metadata
-    node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
-    host = cfg.net.hostname
-    me = Node(node_id, "proxy", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
-    store = MetaStore(cfg.node.conf_dir)
-    await loop.run_in_executor(None, store.load)
-    http = IntraClient(cfg.timeouts, node_id)
-    await http.start()
-    ctx = ProxyContext(cfg=cfg, me=me, store=store, http=http, metrics=NodeMetrics("proxy", node_id),
-                       started_ns=time.monotonic_ns())
-    primary = membership.Primary(ctx)
+    async with contextlib.AsyncExitStack() as stack:  # unwinds in reverse: the shutdown sequence
+        # 1. identity and metadata
+        node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
+        host = cfg.net.hostname
+        me = Node(node_id, "proxy", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
+        store = MetaStore(cfg.node.conf_dir)
+        await loop.run_in_executor(None, store.load)
+        http = IntraClient(cfg.timeouts, node_id)
+        await http.start()
+        stack.push_async_callback(http.close)
+        ctx = ProxyContext(cfg=cfg, me=me, store=store, http=http, metrics=NodeMetrics("proxy", node_id),
+                           started_ns=time.monotonic_ns())
+        stack.push_async_callback(_cancel_tasks, ctx)
+        primary = membership.Primary(ctx)
 
-    # 2. a fresh primary creates the cluster; a restarted one keeps its map
-    if store.smap is None and cfg.proxy.is_primary:
-        smap = ClusterMap.new(me)
-        await store.apply(smap, BucketMD(version=1, uuid=smap.uuid))
-        log.info("created cluster %s with primary %s", smap.uuid, me.display)
-    elif store.smap is not None and store.smap.primary_id == me.id:
-        if store.smap.get(me.id) != me:  # our address changed: publish it
-            await store.apply(store.smap.with_node(me), None)
-        log.info("primary %s restarted with cluster map v%d", me.display, store.smap.version)
+        # 2. a fresh primary creates the cluster; a restarted one keeps its map
+        if store.smap is None and cfg.proxy.is_primary:
+            smap = ClusterMap.new(me)
+            await store.apply(smap, BucketMD(version=1, uuid=smap.uuid))
+            log.info("created cluster %s with primary %s", smap.uuid, me.display)
+        elif store.smap is not None and store.smap.primary_id == me.id:
+            if store.smap.get(me.id) != me:  # our address changed: publish it
+                await store.apply(store.smap.with_node(me), None)
+            log.info("primary %s restarted with cluster map v%d", me.display, store.smap.version)
 
-    # 3. listeners
-    public = Listener(build_public_app(ctx, primary), host, cfg.net.public_port, shutdown_s=cfg.timeouts.shutdown_s,
-                      max_header_bytes=cfg.net.max_header_bytes)
-    intra = Listener(build_intra_app(ctx, primary), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)
-    await intra.start()
-    await public.start()
-    log.info("proxy %s listening: public %s, intra %s", node_id, me.public_url, me.intra_url)
+        # 3. listeners
+        intra = Listener(build_intra_app(ctx, primary), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)
+        await intra.start()
+        stack.push_async_callback(intra.stop)
+        public = Listener(build_public_app(ctx, primary), host, cfg.net.public_port,
+                          shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes)
+        await public.start()
+        stack.push_async_callback(public.stop)
+        log.info("proxy %s listening: public %s, intra %s", node_id, me.public_url, me.intra_url)
 
-    agent: ClusterAgent | None = None
-    try:
+        # 4. primary: metasync retries; others: join and keep alive
         if ctx.is_primary:
             ctx.spawn(primary.retry_loop(), name="metasync-retry")
-            # a restarted primary re-announces its versions to everyone it knows
             ctx.spawn(primary.push(wait_s=cfg.timeouts.control_s), name="metasync-initial")
+            await stop.wait()
         else:
             agent = ClusterAgent(me, store, http, cfg.proxy.primary_url, cfg.timeouts.keepalive_interval_s,
                                  cfg.cluster.secret)
-            join = asyncio.create_task(agent.join(cfg.timeouts.join_wait_s))
-            stopping = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({join, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if join not in done:
-                join.cancel()
-                return
-            join.result()
-            agent.start()
-        await stop.wait()
-    finally:
-        # 4. graceful shutdown
+            stack.push_async_callback(agent.stop)
+            if await _until_stopped(agent.join(cfg.timeouts.join_wait_s), stop):
+                agent.start()
+                await stop.wait()
         log.info("proxy %s shutting down", node_id)
-        await public.stop()
-        await intra.stop()
-        if agent is not None:
-            await agent.stop()
-        for task in list(ctx.tasks):
-            task.cancel()
-        for task in list(ctx.tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await http.close()
+
+
+async def _cancel_tasks(ctx: ProxyContext) -> None:
+    for task in list(ctx.tasks):
+        task.cancel()
+    for task in list(ctx.tasks):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -8,7 +8,7 @@ requests), stop jobs and keepalives, close the HTTP session and the I/O pools.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import os
 import time
@@ -22,7 +22,7 @@ from ais.errors import BadRequest, ServiceUnavailable
 from ais.intra import IntraClient
 from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_handler
 from ais.metrics import NodeMetrics
-from ais.web import Listener, metrics_handler, middlewares
+from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
 from target import jobs, listing, objects
 from target.context import CTX, TargetContext
 from target.fs.mountpaths import Mountpaths
@@ -99,51 +99,44 @@ async def node_status(ctx: TargetContext) -> dict[str, object]:
 async def run(cfg: Config, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     started_ns = time.monotonic_ns()
-    # 1. identity and storage
-    node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
-    host = cfg.net.hostname
-    me = Node(node_id, "target", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
-    mountpaths = Mountpaths(cfg.target.mountpaths, cfg.target.io_workers_per_mountpath)
-    await loop.run_in_executor(None, mountpaths.init, node_id)
-    store = MetaStore(cfg.node.conf_dir)
-    await loop.run_in_executor(None, store.load)
-    http = IntraClient(cfg.timeouts, node_id)
-    await http.start()
-    ctx = TargetContext(cfg=cfg, me=me, store=store, mountpaths=mountpaths, http=http,
-                        metrics=NodeMetrics("target", node_id), started_ns=started_ns)
-    store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
-    registry = jobs.JobRegistry()
+    async with contextlib.AsyncExitStack() as stack:  # unwinds in reverse: the shutdown sequence
+        # 1. identity and storage
+        node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
+        host = cfg.net.hostname
+        me = Node(node_id, "target", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
+        mountpaths = Mountpaths(cfg.target.mountpaths, cfg.target.io_workers_per_mountpath)
+        stack.callback(mountpaths.close)
+        await loop.run_in_executor(None, mountpaths.init, node_id)
+        store = MetaStore(cfg.node.conf_dir)
+        await loop.run_in_executor(None, store.load)
+        http = IntraClient(cfg.timeouts, node_id)
+        await http.start()
+        stack.push_async_callback(http.close)
+        ctx = TargetContext(cfg=cfg, me=me, store=store, mountpaths=mountpaths, http=http,
+                            metrics=NodeMetrics("target", node_id), started_ns=started_ns)
+        store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
+        registry = jobs.JobRegistry()
+        stack.push_async_callback(registry.stop_all)
 
-    # 2. listeners first: the primary metasyncs to us while we join
-    public = Listener(build_public_app(ctx, registry), host, cfg.net.public_port, shutdown_s=cfg.timeouts.shutdown_s,
-                      max_header_bytes=cfg.net.max_header_bytes)
-    intra = Listener(build_intra_app(ctx, registry), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)
-    await intra.start()
-    await public.start()
-    log.info("target %s listening: public %s, intra %s, mountpaths %s", node_id, me.public_url, me.intra_url,
-             list(mountpaths.paths))
+        # 2. listeners first: the primary metasyncs to us while we join
+        intra = Listener(build_intra_app(ctx, registry), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)
+        await intra.start()
+        stack.push_async_callback(intra.stop)
+        public = Listener(build_public_app(ctx, registry), host, cfg.net.public_port,
+                          shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes)
+        await public.start()
+        stack.push_async_callback(public.stop)
+        log.info("target %s listening: public %s, intra %s, mountpaths %s", node_id, me.public_url, me.intra_url,
+                 list(mountpaths.paths))
 
-    # 3. join and keep alive
-    agent = ClusterAgent(me, store, http, cfg.proxy.primary_url, cfg.timeouts.keepalive_interval_s, cfg.cluster.secret)
-    try:
-        join = asyncio.create_task(agent.join(cfg.timeouts.join_wait_s))
-        stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({join, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if join in done:
-            join.result()
+        # 3. join and keep alive
+        agent = ClusterAgent(me, store, http, cfg.proxy.primary_url, cfg.timeouts.keepalive_interval_s,
+                             cfg.cluster.secret)
+        stack.push_async_callback(agent.stop)
+        if await _until_stopped(agent.join(cfg.timeouts.join_wait_s), stop):
             agent.start()
             await stop.wait()
-        else:
-            join.cancel()
-    finally:
-        # 4. graceful shutdown
         log.info("target %s shutting down", node_id)
-        await public.stop()
-        await intra.stop()
-        await registry.stop_all()
-        await agent.stop()
-        await http.close()
-        mountpaths.close()
 
 
 async def _on_metadata(ctx: TargetContext, smap: ClusterMap | None, bmd: BucketMD | None) -> None:
@@ -159,5 +152,3 @@ async def _on_metadata(ctx: TargetContext, smap: ClusterMap | None, bmd: BucketM
                 ctx.mountpaths.remove_bucket_rel(rel)
     await asyncio.get_running_loop().run_in_executor(None, reconcile)
 
-
-__all__ = ["run", "json"]

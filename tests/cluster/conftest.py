@@ -8,6 +8,7 @@ nodes. Readiness is awaited on the health endpoint; node logs are printed when a
 from __future__ import annotations
 
 import os
+import random
 import socket
 from typing import Callable, Iterator
 
@@ -18,13 +19,14 @@ from ais.cli.localcluster import ClusterSpec
 
 
 def free_base_port(count: int) -> int:
-    """A base port with `count` consecutive free ports (checked by binding each)."""
+    """A base port with `count` consecutive free ports (checked by binding each).
+
+    Chosen below the kernel's ephemeral range (32768+), where outgoing connections take
+    their local ports and could grab a node's port before the node binds it.
+    """
+    rng = random.Random()
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count >= 65000:
-            continue
+        base = rng.randrange(20000, 32000 - count)
         socks = []
         try:
             for p in range(base, base + count):

@@ -40,7 +40,7 @@ def raw(base: str, method: str, path: str, body: bytes | None = None,
         headers: dict[str, str] | None = None) -> Raw:
     """Send `path` byte-for-byte as the request target (no normalisation, no redirects)."""
     u = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=TIMEOUT)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=TIMEOUT)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
@@ -169,27 +169,50 @@ BAD_OBJECT_NAMES = [
 ]
 
 
+class Attempts:
+    def __init__(self) -> None:
+        self.results: list[tuple[str, str, str, int, dict[str, Any] | None]] = []
+        self.stray_before_delete: list[str] = []
+
+
+def stray_files(cluster: Any) -> list[str]:
+    """Files outside the mountpath layout, and anything named with the marker, anywhere."""
+    found = unexpected_files(cluster.root, cluster.targets)
+    for top in {cluster.root, os.path.dirname(cluster.root)}:
+        for dirpath, dirnames, filenames in os.walk(top):
+            found += [os.path.join(dirpath, n) for n in dirnames + filenames if _MARK in n]
+    found += [p for p in (f"/tmp/{_MARK}", f"/etc/{_MARK}", f"/{_MARK}") if os.path.lexists(p)]
+    return sorted(set(found))
+
+
 @pytest.fixture(scope="module")
-def traversal_attempts(cluster: Any) -> Iterator[list[tuple[str, str, str, int, dict[str, Any] | None]]]:
-    """Every bad object name, every method, through the proxy and straight to each target."""
+def traversal_attempts(cluster: Any) -> Iterator[Attempts]:
+    """Every bad object name, every method, through the proxy and straight to each target.
+
+    The filesystem is inspected before any DELETE is sent: a DELETE with the same bad name
+    would remove what an escaping PUT had written and hide it.
+    """
     from aistore import Client
     bname = "bad-objnames-" + os.urandom(3).hex()
     b = Client(cluster.endpoint).bucket(bname)
     b.create()
-    results = []
+    out = Attempts()
     bases = [("proxy", cluster.endpoint)] + [(t.name, t.public_url) for t in cluster.targets]
-    for where, base in bases:
-        for suffix, _ in BAD_OBJECT_NAMES:
-            path = f"/v1/objects/{bname}/{suffix}"
-            for method in ("PUT", "GET", "HEAD", "DELETE", "POST", "PATCH"):
-                body = {"PUT": b"escaped!", "POST": b'{"action":"check-lock"}',
-                        "PATCH": b'{"action":"","value":{"k":"v"}}'}.get(method)
-                r = raw(base, method, path, body)
-                doc = None
-                if 400 <= r.status < 500:
-                    doc = r.error(method)
-                results.append((where, suffix, method, r.status, doc))
-    yield results
+    for methods in (("PUT", "GET", "HEAD", "POST", "PATCH"), ("DELETE",)):
+        if methods == ("DELETE",):
+            out.stray_before_delete = stray_files(cluster)
+        for where, base in bases:
+            for suffix, _ in BAD_OBJECT_NAMES:
+                path = f"/v1/objects/{bname}/{suffix}"
+                for method in methods:
+                    body = {"PUT": b"escaped!", "POST": b'{"action":"check-lock"}',
+                            "PATCH": b'{"action":"","value":{"k":"v"}}'}.get(method)
+                    r = raw(base, method, path, body)
+                    doc = None
+                    if 400 <= r.status < 500:
+                        doc = r.error(method)
+                    out.results.append((where, suffix, method, r.status, doc))
+    yield out
     b.delete(missing_ok=True)
 
 
@@ -200,7 +223,7 @@ def traversal_attempts(cluster: Any) -> Iterator[list[tuple[str, str, str, int, 
 def test_bad_object_name_is_400_everywhere(traversal_attempts: Any, idx: int) -> None:
     suffix, words = BAD_OBJECT_NAMES[idx]
     words = (words,) if isinstance(words, str) else words
-    seen = [r for r in traversal_attempts if r[1] == suffix]
+    seen = [r for r in traversal_attempts.results if r[1] == suffix]
     assert len(seen) == 6 * 4  # 6 methods x (proxy + 3 targets)
     for where, _, method, status, doc in seen:
         assert status == 400, f"{method} via {where}: {status} for {suffix[:80]!r}"
@@ -211,19 +234,12 @@ def test_bad_object_name_is_400_everywhere(traversal_attempts: Any, idx: int) ->
             raise AssertionError(f"{method} via {where}: {exc}") from None
 
 
-def test_bad_object_names_create_no_file_outside_mountpaths(cluster: Any, traversal_attempts: Any) -> None:
-    assert traversal_attempts
-    bad = unexpected_files(cluster.root, cluster.targets)
-    assert not bad, f"files outside the mountpath layout: {bad[:20]}"
-    # the marker never appears anywhere, in or out of the cluster
-    hits = []
-    for top in {cluster.root, os.path.dirname(cluster.root)}:
-        for dirpath, dirnames, filenames in os.walk(top):
-            hits += [os.path.join(dirpath, n) for n in dirnames + filenames if _MARK in n]
-    for p in (f"/tmp/{_MARK}", f"/etc/{_MARK}", f"/{_MARK}"):
-        if os.path.exists(p):
-            hits.append(p)
-    assert not hits, f"a bad object name reached the filesystem: {hits}"
+def test_bad_object_names_create_no_file_outside_mountpaths(cluster: Any, traversal_attempts: Attempts) -> None:
+    assert len(traversal_attempts.results) == len(BAD_OBJECT_NAMES) * 6 * 4
+    assert not traversal_attempts.stray_before_delete, \
+        f"a bad object name reached the filesystem: {traversal_attempts.stray_before_delete[:20]}"
+    stray = stray_files(cluster)
+    assert not stray, f"files outside the mountpath layout: {stray[:20]}"
 
 
 def test_valid_name_with_dots_is_accepted(bucket: Any) -> None:

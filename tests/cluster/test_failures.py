@@ -42,7 +42,7 @@ def wait_for(pred: Callable[[], Any], timeout_s: float = 30.0, what: str = "cond
 
 def work_files(node: localcluster.NodeSpec) -> list[str]:
     """Every file under the `%wk` directories of a target's mountpaths."""
-    out = []
+    out: list[str] = []
     for mp in node.mountpaths:
         d = os.path.join(mp, WORK_DIR)
         for root, _, files in os.walk(d):
@@ -225,7 +225,9 @@ def test_concurrent_puts_of_one_name_leave_one_whole_object(make_cluster: Callab
 
     # no leftovers: every work file was published or removed
     for t in c.targets:
-        wait_for(lambda t=t: not work_files(t), 10, f"empty %wk on {t.name}: {work_files(t)}")
+        def no_work_files(t: localcluster.NodeSpec = t) -> bool:
+            return not work_files(t)
+        wait_for(no_work_files, 10, f"empty %wk on {t.name}: {work_files(t)}")
     names = [e.name for e in b.list_all_objects()]
     assert sorted(names) == ["contended-0", "contended-1"]
 
@@ -260,7 +262,7 @@ def test_target_killed_mid_put_leaves_no_partial_object(make_cluster: Callable[.
     assert location.port == owner_node.public_port, f"redirected to {location.geturl()}, owner is {owner}"
 
     # leg 2: stream the body to the owner, and SIGKILL it once a work file is growing
-    conn = http.client.HTTPConnection(location.hostname, location.port, timeout=30)
+    conn = http.client.HTTPConnection(location.hostname or "127.0.0.1", location.port, timeout=30)
     conn.putrequest("PUT", f"{location.path}?{location.query}")
     conn.putheader("Content-Length", str(total))
     conn.putheader("Content-Type", "application/octet-stream")
