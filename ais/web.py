@@ -116,13 +116,26 @@ def _group(path: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1] else "root"
 
 
-async def read_json(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTES) -> Any:
-    """Read a bounded JSON control body; `None` when empty. Never used on object data."""
+async def read_body(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTES) -> bytes:
+    """Read a whole control body, however it arrives, refusing more than `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+    return b"".join(parts)
+
+
+async def read_json(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTES) -> Any:
+    """Read a bounded JSON control body; `None` when empty. Never used on object data."""
+    body = await read_body(request, limit)
     if not body.strip():
         return None
     try:

@@ -23,7 +23,7 @@ from ais.cmap import READONLY_PROPS, BucketMD, ClusterMap, default_bucket_props
 from ais.errors import (BadMessage, BadRequest, BucketExists, BucketNotFound, NotImplementedErr,
                         ServiceUnavailable, UnknownAction)
 from ais.names import Bucket
-from ais.web import ActionMsg, ci_get, read_action
+from ais.web import ActionMsg, ci_get, read_action, read_body
 from proxy.context import CTX, ProxyContext
 from proxy.membership import Primary
 
@@ -94,14 +94,24 @@ def _list_buckets(request: web.Request, ctx: ProxyContext, bck: Bucket | None) -
     return web.json_response(out)
 
 
-def _parse_lso(value: Mapping[str, Any]) -> dict[str, Any]:
+def _whole_number(raw: Any, what: str, maximum: int) -> int:
+    """An integer in [0, maximum], sent as a JSON number or a decimal string (Go's uint64 as string)."""
+    if raw is None or raw == "":
+        return 0
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise BadMessage(f"invalid list-objects {what} {raw!r}: expected a whole number")
     try:
-        flags = int(ci_get(value, "flags", 0) or 0)
-        pagesize = int(ci_get(value, "pagesize", 0) or 0)
-    except (TypeError, ValueError) as exc:
-        raise BadMessage(f"invalid list-objects flags or pagesize: {exc}") from exc
-    if pagesize < 0:
-        raise BadRequest(f"invalid page size {pagesize}")
+        n = int(raw)
+    except ValueError:
+        raise BadMessage(f"invalid list-objects {what} {raw!r}: expected a whole number") from None
+    if not 0 <= n <= maximum:
+        raise BadRequest(f"list-objects {what} {n} is out of range 0..{maximum}")
+    return n
+
+
+def _parse_lso(value: Mapping[str, Any]) -> dict[str, Any]:
+    flags = _whole_number(ci_get(value, "flags", 0), "flags", 2**64 - 1)
+    pagesize = _whole_number(ci_get(value, "pagesize", 0), "pagesize", 2**63 - 1)
     props_text = str(ci_get(value, "props", "") or "")
     props = {p.strip() for p in props_text.split(",") if p.strip()}
     unknown = props - _VALID_PROPS
@@ -186,10 +196,7 @@ async def head_bucket(request: web.Request) -> web.StreamResponse:
 
 async def _read_for_change(request: web.Request) -> tuple[ProxyContext, bytes, ActionMsg | None]:
     ctx = request.app[CTX]
-    body = await request.content.read(apc.MAX_CONTROL_BODY_BYTES + 1)
-    if len(body) > apc.MAX_CONTROL_BODY_BYTES:
-        from ais.errors import PayloadTooLarge
-        raise PayloadTooLarge(f"request body exceeds the {apc.MAX_CONTROL_BODY_BYTES}-byte limit")
+    body = await read_body(request)
     if not ctx.is_primary:
         return ctx, body, None
     if not body.strip():

@@ -303,16 +303,12 @@ def _big_action(action: str, size: int = 2 * MiB) -> bytes:
     return json.dumps({"action": action, "value": {"pad": "a" * size}}).encode()
 
 
-BUG_413 = ("BUG: proxy/buckets.py::_read_for_change reads the body with a single "
-           "request.content.read(MAX_CONTROL_BODY_BYTES + 1), which returns only what is buffered; "
-           "it neither checks Content-Length nor loops, so a 2 MiB body is parsed truncated -> 400 "
-           "'malformed JSON body' instead of 413")
 
 
 @pytest.mark.parametrize("method,where", [
-    pytest.param("POST", "bucket-new", marks=pytest.mark.xfail(reason=BUG_413, strict=True)),
-    pytest.param("PATCH", "bucket", marks=pytest.mark.xfail(reason=BUG_413, strict=True)),
-    pytest.param("DELETE", "bucket", marks=pytest.mark.xfail(reason=BUG_413, strict=True)),
+    pytest.param("POST", "bucket-new"),
+    pytest.param("PATCH", "bucket"),
+    pytest.param("DELETE", "bucket"),
     ("GET", "bucket"),
     ("POST", "object-at-target"),
 ])
@@ -339,12 +335,8 @@ def test_oversized_json_is_413(cluster: Any, client: Any, bucket: Any, method: s
         bucket.head()
 
 
-BUG_CHUNKED = ("BUG: ais/web.py::read_json and proxy/buckets.py::_read_for_change call "
-               "request.content.read(limit + 1) once; StreamReader.read(n) returns only the bytes already "
-               "received, so a control body that arrives in more than one piece is truncated")
 
 
-@pytest.mark.xfail(reason=BUG_CHUNKED + " (chunked 2 MiB body -> 400 'malformed JSON' instead of 413)", strict=True)
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_oversized_chunked_json_is_413(cluster: Any, bucket: Any, method: str) -> None:
     body = _big_action("list" if method == "GET" else "create-bck")
@@ -373,7 +365,6 @@ def _split_send(base: str, method: str, path: str, body: bytes, split: int) -> t
     return status, data.split(b"\r\n\r\n", 1)[1]
 
 
-@pytest.mark.xfail(reason=BUG_CHUNKED + " (a valid create-bck split in two TCP segments -> 400)", strict=True)
 def test_valid_json_arriving_in_pieces_is_read_whole(cluster: Any, client: Any) -> None:
     name = _new_bucket_name()
     status, body = _split_send(cluster.endpoint, "POST", f"/v1/buckets/{name}",
@@ -382,7 +373,6 @@ def test_valid_json_arriving_in_pieces_is_read_whole(cluster: Any, client: Any) 
     client.bucket(name).delete()
 
 
-@pytest.mark.xfail(reason=BUG_CHUNKED + " (a valid list action split in two TCP segments -> 400)", strict=True)
 def test_valid_list_json_arriving_in_pieces_is_read_whole(cluster: Any, bucket: Any) -> None:
     status, body = _split_send(cluster.endpoint, "GET", f"/v1/buckets/{bucket.name}",
                                json.dumps({"action": "list", "value": {"props": "name"}}).encode(), 12)
@@ -540,11 +530,8 @@ def test_list_with_malformed_flags_is_400(cluster: Any, bucket: Any, flags: Any)
     mentions(resp_error(r), "flags")
 
 
-BUG_FLAGS = ("BUG: proxy/buckets.py::_parse_lso does int(flags) with no range check; flags is a uint64 "
-             "(Go rejects negatives, fractions and values >= 2**64) but here they are accepted -> 200")
 
 
-@pytest.mark.xfail(reason=BUG_FLAGS, strict=True)
 @pytest.mark.parametrize("flags", [-1, "-1", 2 ** 64, str(2 ** 64), 1.5])
 def test_list_with_out_of_range_flags_is_400(cluster: Any, bucket: Any, flags: Any) -> None:
     r = _list(cluster, bucket, {"flags": flags})
