@@ -196,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     nodes = {}
     for n in pids_all:
         peak_sampled = max(sampler.peak.get(ph, {}).get(n, 0) for ph in sampler.peak)
+        b = before.get(n)
         nodes[n] = {
-            "rss_before_MiB": mib(before[n][0]) if n in before and before[n] else None,
-            "hwm_before_MiB": mib(before[n][1]) if n in before and before[n] else None,
+            "rss_before_MiB": mib(b[0]) if b else None,
+            "hwm_before_MiB": mib(b[1]) if b else None,
             "peak_rss_put_MiB": mib(sampler.peak.get("put", {}).get(n, 0)),
             "peak_rss_get_MiB": mib(sampler.peak.get("get", {}).get(n, 0)),
             "peak_rss_sampled_MiB": mib(peak_sampled),

@@ -10,6 +10,8 @@ processes) for three kinds of server, all fed the same bytes under the same name
   ais-direct  straight to the owning target (owner resolved once per key from the proxy's
               redirect, before the measurement)
   nginx       plain GET of files; PUT with nginx's WebDAV module (dav_methods PUT)
+  plain       the same requests as nginx to any other plain HTTP server at --nginx-url
+              (e.g. aiohttp_floor.py, the cost of aiohttp itself)
 
 Subcommands (each prints JSON lines on stdout, progress on stderr):
 
@@ -54,7 +56,7 @@ import urllib.parse
 
 UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
-SERVERS = ("ais", "ais-direct", "nginx")
+SERVERS = ("ais", "ais-direct", "nginx", "plain")
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -174,12 +176,12 @@ class RawConn(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.buf = b""
-        self.status = None
+        self.status: int | None = None
         self.remaining: int | None = None
         self.chunked = False
         self.got = 0
         self.keep = True
-        self.location = None
+        self.location: str | None = None
         self.want_body = True
         self.cstate, self.cleft = "size", 0
         self.body: list[bytes] | None = [] if self.keep_body else None
@@ -349,10 +351,6 @@ def split_url(url: str) -> tuple[str, str]:
     return (rest, "/") if i < 0 else (rest[:i], rest[i:])
 
 
-def strip_query(path: str) -> str:
-    return path.split("?", 1)[0]
-
-
 # --------------------------------------------------------------------------- request plans
 class Plan:
     """How one op of a cell is done: returns (status, body bytes, error text or None)."""
@@ -366,7 +364,7 @@ class Plan:
         self.base = base.rstrip("/")
         self.direct = direct_map
         q = urllib.parse.quote
-        if a.server == "nginx":
+        if a.server in ("nginx", "plain"):
             pre = "/put" if a.op == "put" else ""
             self.paths = [f"{self.base}{pre}/{a.bucket}/{q(key(a.size, i))}" for i in range(a.objects)]
         else:
@@ -377,7 +375,7 @@ class Plan:
         is_get = self.a.op == "get"
         method = "GET" if is_get else "PUT"
         body = b"" if is_get else self.payload
-        if self.server == "nginx":
+        if self.server in ("nginx", "plain"):
             st, got, _, _ = await pool.call(method, self.netloc, path, body)
             return st, (got if is_get else len(body)), None
         if self.server == "ais-direct":
@@ -562,7 +560,7 @@ def run_cell(a: argparse.Namespace) -> dict:
     return {
         "tool": "native_bench", "label": a.label,
         "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "server": a.server, "endpoint": a.endpoint, "bucket": a.bucket,
+        "server": a.server, "server_label": getattr(a, "as_name", None) or a.server, "endpoint": a.endpoint, "bucket": a.bucket,
         "op": a.op, "size": human_size(a.size), "size_bytes": a.size, "objects": a.objects,
         "concurrency": a.concurrency, "procs": procs_n, "duration_s": win, "warmup_s": a.warmup,
         "ops": ops, "ops_per_s": round(ops / win, 1),
@@ -621,18 +619,20 @@ async def _prepare(a: argparse.Namespace) -> dict:
                     with open(fp, "rb") as fh:
                         if hashlib.md5(fh.read()).hexdigest() == digest:
                             continue
-                with open(fp, "wb") as fh:
-                    fh.write(payload)
+                with open(fp, "wb") as fw:
+                    fw.write(payload)
         # read a few back from both servers: the bytes must be the same
         checked = []
         for i in sorted({0, a.objects_for[size] - 1}):
             p = Pool(keep_body=True)
             path = f"{base}/v1/objects/{a.bucket}/{urllib.parse.quote(key(size, i))}"
             st, _, loc, _ = await p.call("GET", netloc, path)
+            if st not in REDIRECTS or not loc:
+                raise SystemExit(f"prepare: GET {path} at the proxy answered {st}, no redirect")
             tnet, tpath = split_url(loc)
             st, got, _, body = await p.call("GET", tnet, tpath)
             ok = st == 200 and body is not None and hashlib.md5(body).hexdigest() == digest
-            if a.nginx_url:
+            if a.nginx_url and a.nginx_root:
                 nnet, nbase = split_url(a.nginx_url)
                 st2, _, _, body2 = await p.call("GET", nnet, f"{nbase.rstrip('/')}/{a.bucket}/{key(size, i)}")
                 ok = ok and st2 == 200 and body2 is not None and hashlib.md5(body2).hexdigest() == digest
@@ -666,7 +666,8 @@ def table(paths: list[str]) -> str:
                         rows.append(r)
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["op"], r["size_bytes"], r["concurrency"], r["server"]), []).append(r)
+        groups.setdefault((r["op"], r["size_bytes"], r["concurrency"], r.get("server_label") or r["server"]),
+                          []).append(r)
 
     def med(rs, f):
         vals = [f(r) for r in rs if f(r) is not None]
@@ -679,13 +680,15 @@ def table(paths: list[str]) -> str:
             "p50": med(rs, lambda r: r["lat_ms"]["p50"]), "p99": med(rs, lambda r: r["lat_ms"]["p99"]),
             "err": sum(r["errors"] for r in rs), "cli": med(rs, lambda r: r["client_cores"]),
             "srv": med(rs, lambda r: r["server_cores"]), "oth": med(rs, lambda r: r["other_cores"]),
+            "us": med(rs, lambda r: (r["server_cores"] / r["ops_per_s"] * 1e6)
+                      if r["server_cores"] is not None and r["ops_per_s"] else None),
             "min_mb": min(r["MB_per_s"] for r in rs), "max_mb": max(r["MB_per_s"] for r in rs),
         }
     order = {s: i for i, s in enumerate(SERVERS)}
     keys = sorted(summary, key=lambda k: (k[1], k[0] != "get", k[2], order.get(k[3], 9)))
     out = ["| op | size | conc | server | n | ops/s | MB/s (min–max) | p50 ms | p99 ms | errors | "
-           "client cores | server cores | other cores | × nginx (MB/s) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "client cores | server cores | server CPU µs/op | other cores | × nginx (MB/s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in keys:
         s = summary[k]
         ng = summary.get((k[0], k[1], k[2], "nginx"))
@@ -693,7 +696,7 @@ def table(paths: list[str]) -> str:
         out.append(f"| {k[0].upper()} | {human_size(k[1])} | {k[2]} | {k[3]} | {s['n']} | {fmt(s['ops'], 0)} | "
                    f"{fmt(s['mb'])} ({fmt(s['min_mb'])}–{fmt(s['max_mb'])}) | {fmt(s['p50'], 2)} | "
                    f"{fmt(s['p99'], 2)} | {s['err']} | {fmt(s['cli'], 2)} | {fmt(s['srv'], 2)} | "
-                   f"{fmt(s['oth'], 2)} | {ratio} |")
+                   f"{fmt(s['us'], 0)} | {fmt(s['oth'], 2)} | {ratio} |")
     return "\n".join(out)
 
 
@@ -711,8 +714,9 @@ def common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="per-op limit, s")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--label", default="")
+    p.add_argument("--as", dest="as_name", default=None, help="name of the server in tables (default: --server)")
     p.add_argument("--ais-pid", action="append", help="name=pid of a cluster node (repeatable)")
-    p.add_argument("--nginx-pid", action="append", help="nginx master pid or pidfile")
+    p.add_argument("--nginx-pid", action="append", help="nginx (or plain server) pid or pidfile")
     p.add_argument("--quiet-wait", type=float, default=0.0,
                    help="before each cell wait up to this many s for the machine to be idle (other tenants)")
     p.add_argument("--quiet-cores", type=float, default=0.3, help="'idle' = fewer busy cores than this")
@@ -768,8 +772,9 @@ def main(argv: list[str] | None = None) -> int:
     def cell(server: str, op: str, size: int, objects: int, conc: int, label: str) -> dict:
         c = argparse.Namespace(**vars(a))
         c.server, c.op, c.size, c.objects, c.concurrency, c.label = server, op, size, objects, conc, label
-        c.endpoint = a.nginx_url if server == "nginx" else a.endpoint
-        c.server_pid = (a.nginx_pid if server == "nginx" else a.ais_pid) or []
+        plain = server in ("nginx", "plain")
+        c.endpoint = a.nginx_url if plain else a.endpoint
+        c.server_pid = (a.nginx_pid if plain else a.ais_pid) or []
         for attempt in range(a.retries + 1):
             busy_before = wait_quiet(a.quiet_wait, a.quiet_cores) if a.quiet_wait > 0 else None
             r = run_cell(c)

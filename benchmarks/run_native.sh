@@ -10,15 +10,18 @@
 # Env (defaults in brackets):
 #   OUT_DIR [benchmarks/results]   NAME [native-<UTC date/time>]  -> $OUT_DIR/$NAME.{jsonl,md,...}
 #   WORK [/tmp/native-bench]       cluster dirs and nginx root
-#   PORT [52080] (cluster, 8 ports)  MEM_PORT [52180] (memcheck cluster)  NGINX_PORT [8581]
+#   PORT [31080] (cluster, 8 ports)  MEM_PORT [31180] (memcheck cluster)  NGINX_PORT [8581]
 #   REPS [3]  DURATION [10]  WARMUP [2]  CONCS ["16"]  PROCS [2]
 #   CASES ["get:16KiB:100 put:16KiB:1000 get:8MiB:32 put:8MiB:128"]
 #   SERVERS ["ais ais-direct nginx"]
 #   NOFSYNC_PUT [1]   also run the PUT cases against a cluster started with --no-fsync
 #   MEMCHECK [1]  MEM_SIZE [2GiB]  MEM_LIMIT_MIB [150]
-#   PROFILE [1]   py-spy (pip install py-spy) on the proxy and a target under 16 KiB GET load
+#   PROFILE [1]   py-spy (pip install py-spy into the venv) --gil profiles: proxy under 16 KiB GETs
+#                 through it, a target under direct 16 KiB GETs and PUTs -> $NAME.<what>.gil.txt
+#   FLOOR [1]     aiohttp_floor.py (bare aiohttp+uvloop, with/without a thread-pool hop) -> $NAME.floor.jsonl
 #   QUIET_WAIT [30]  before each cell wait up to this many s for the machine to be idle
-#   MAX_OTHER [0.3]  re-run (twice at most) a cell where other processes used more cores
+#   MAX_OTHER [0.3]  re-run (RETRIES [1] times at most) a cell where other processes used more cores
+#   NOFSYNC_REPS [$REPS]
 #   NICE [0]      e.g. -10: run everything at this nice level (and autogroup nice; root only)
 set -euo pipefail
 if [ "${NICE:-0}" != 0 ] && [ -z "${_NB_SESSION:-}" ]; then
@@ -36,8 +39,8 @@ AIS=${AIS:-$ROOT/.venv/bin/ais}
 OUT_DIR=${OUT_DIR:-$HERE/results}
 NAME=${NAME:-native-$(date -u +%Y%m%d-%H%M)}
 WORK=${WORK:-/tmp/native-bench}
-PORT=${PORT:-52080}
-MEM_PORT=${MEM_PORT:-52180}
+PORT=${PORT:-31080}
+MEM_PORT=${MEM_PORT:-31180}
 export NGINX_PORT=${NGINX_PORT:-8581}
 export NGINX_BENCH_DIR=${NGINX_BENCH_DIR:-$WORK/nginx}
 REPS=${REPS:-3}
@@ -65,7 +68,10 @@ cleanup() {
 trap cleanup EXIT
 
 pid_args() {  # --ais-pid name=pid for every node of cluster dir $1
-    "$PY" -c 'import json,sys; print(" ".join(f"--ais-pid {n[\"name\"]}={n[\"pid\"]}" for n in json.load(open(sys.argv[1]))["nodes"]))' "$1/cluster.json"
+    "$PY" - "$1/cluster.json" <<'PYEOF'
+import json, sys
+print(" ".join("--ais-pid %s=%s" % (n["name"], n["pid"]) for n in json.load(open(sys.argv[1]))["nodes"]))
+PYEOF
 }
 
 machine_info() {
@@ -96,7 +102,7 @@ for c in $CASES; do IFS=: read -r op size n <<<"$c"; [ "$op" = get ] && prep_cas
 # shellcheck disable=SC2086
 $NB prepare --endpoint "$EP" --nginx-url "$NG" --nginx-root "$NGINX_BENCH_DIR/www" $prep_cases
 COMMON="--endpoint $EP --nginx-url $NG --nginx-pid $NGINX_BENCH_DIR/master.pid --procs $PROCS
-        --duration $DURATION --warmup $WARMUP --quiet-wait $QUIET_WAIT --max-other $MAX_OTHER"
+        --duration $DURATION --warmup $WARMUP --quiet-wait $QUIET_WAIT --max-other $MAX_OTHER --retries ${RETRIES:-1}"
 
 echo
 echo "## matrix (fsync on: the cluster's default)"
@@ -104,24 +110,42 @@ echo "## matrix (fsync on: the cluster's default)"
 $NB matrix $COMMON $(pid_args "$CL") --reps "$REPS" --cases "$CASES" --concs "$CONCS" \
     --servers "$SERVERS" --out "$JSONL" > /dev/null
 
-if [ "${PROFILE:-1}" = 1 ] && "$PY" -m pip show py-spy >/dev/null 2>&1; then
+if [ "${PROFILE:-1}" = 1 ] && [ -x "$(dirname "$PY")/py-spy" ]; then
     echo
-    echo "## py-spy under 16 KiB GET load (c=16, through the proxy), 8 s"
+    echo "## py-spy: --gil samples (the thread holding the GIL = Python CPU) under 16 KiB load, 8 s each"
     SPY=$(dirname "$PY")/py-spy
     read -r PPID0 TPID0 < <("$PY" -c 'import json,sys; n=json.load(open(sys.argv[1]))["nodes"]; print(n[0]["pid"], n[1]["pid"])' "$CL/cluster.json")
-    # shellcheck disable=SC2086
-    $NB run $COMMON --quiet-wait 0 --server ais --op get --size 16KiB -n 100 -c 16 --duration 14 \
-        --label profile > "$OUT_DIR/$NAME.profile-run.json" &
-    BENCH=$!
-    sleep $((WARMUP + 3))
-    "$SPY" record --format raw --threads -r 200 -d 8 -p "$PPID0" -o "$OUT_DIR/$NAME.proxy.collapsed" >/dev/null 2>&1 &
-    S1=$!
-    "$SPY" record --format raw --threads -r 200 -d 8 -p "$TPID0" -o "$OUT_DIR/$NAME.target.collapsed" >/dev/null 2>&1 || true
-    wait "$S1" || true
-    wait "$BENCH" || true
-    for n in proxy target; do
-        echo "### $n"
-        "$PY" "$HERE/collapsed_top.py" "$OUT_DIR/$NAME.$n.collapsed" --top 12 || true
+    # name  server  op  objects  pid-to-profile
+    for spec in "proxy-get16k ais get 100 $PPID0" "target-get16k ais-direct get 100 $TPID0" \
+                "target-put16k ais-direct put 1000 $TPID0"; do
+        read -r pname psrv pop pn ppid <<<"$spec"
+        # shellcheck disable=SC2086,SC2046
+        $NB run $COMMON $(pid_args "$CL") --quiet-wait 0 --server "$psrv" --op "$pop" --size 16KiB -n "$pn" \
+            -c 16 --duration 14 --label "profile $pname" > "$OUT_DIR/$NAME.profiled-$pname.json" 2>/dev/null &
+        BENCH=$!
+        sleep $((WARMUP + 3))
+        "$SPY" record --format raw --gil -r 250 -d 8 -p "$ppid" -o "$OUT_DIR/$NAME.$pname.collapsed" >/dev/null 2>&1 || true
+        wait "$BENCH" || true
+        "$PY" "$HERE/collapsed_top.py" "$OUT_DIR/$NAME.$pname.collapsed" --top 30 --no-lines > "$OUT_DIR/$NAME.$pname.gil.txt" || true
+        echo "### $pname: $("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["ops_per_s"], "ops/s, cores by node", r["server_cores_by_node"])' "$OUT_DIR/$NAME.profiled-$pname.json")"
+        head -n 20 "$OUT_DIR/$NAME.$pname.gil.txt"
+    done
+fi
+
+if [ "${FLOOR:-1}" = 1 ]; then
+    echo
+    echo "## the floor: aiohttp + uvloop answering 16 KiB from memory (one process), c=16 and c=6"
+    for mode in nopool pool; do
+        flag=""; [ "$mode" = pool ] && flag=--pool
+        # shellcheck disable=SC2086
+        "$PY" "$HERE/aiohttp_floor.py" --port "${FLOOR_PORT:-8591}" $flag & FP=$!
+        sleep 1.5
+        for c in 16 6; do
+            # shellcheck disable=SC2086
+            $NB run $COMMON --server plain --nginx-url "http://127.0.0.1:${FLOOR_PORT:-8591}" --nginx-pid "floor=$FP" --as "floor-$mode" \
+                --op get --size 16KiB -n 100 -c "$c" --label "floor $mode" --out "$OUT_DIR/$NAME.floor.jsonl" >/dev/null
+        done
+        kill "$FP"; wait "$FP" 2>/dev/null || true
     done
 fi
 
@@ -135,7 +159,7 @@ if [ "${NOFSYNC_PUT:-1}" = 1 ]; then
     # shellcheck disable=SC2086
     $NB prepare --endpoint "$EP" --case 16KiB:1 >/dev/null
     # shellcheck disable=SC2086,SC2046
-    $NB matrix $COMMON $(pid_args "$CL-nofsync") --reps "$REPS" --cases "$put_cases" --concs "$CONCS" \
+    $NB matrix $COMMON $(pid_args "$CL-nofsync") --reps "${NOFSYNC_REPS:-$REPS}" --cases "$put_cases" --concs "$CONCS" \
         --servers "$SERVERS" --out "$OUT_DIR/$NAME.nofsync.jsonl" > /dev/null
     "$AIS" cluster down --dir "$CL-nofsync" --purge --yes >/dev/null
 fi
@@ -153,6 +177,11 @@ fi
 echo
 echo "## results (medians over $REPS reps)"
 "$PY" "$HERE/native_bench.py" table "$JSONL"
+if [ -f "$OUT_DIR/$NAME.floor.jsonl" ]; then
+    echo
+    echo "the floor (plain = aiohttp_floor.py; server cores / ops = CPU per request):"
+    "$PY" "$HERE/native_bench.py" table "$OUT_DIR/$NAME.floor.jsonl"
+fi
 if [ -f "$OUT_DIR/$NAME.nofsync.jsonl" ]; then
     echo
     echo "PUT with --no-fsync:"
