@@ -24,10 +24,10 @@ class Node:
     public_url: str
     intra_url: str
     flags: int = 0
+    id_digest: int = field(init=False, compare=False, repr=False)
 
-    @property
-    def id_digest(self) -> int:
-        return hrw.digest(self.id)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id_digest", hrw.digest(self.id))
 
     @property
     def display(self) -> str:
@@ -77,6 +77,8 @@ class ClusterMap:
     proxies: Mapping[str, Node]
     targets: Mapping[str, Node]
     creation_time: str = ""
+    # HRW results memoised per map version (the map is immutable); bounded.
+    _owners: dict[str, Node | None] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def new(cls, primary: Node) -> "ClusterMap":
@@ -100,7 +102,16 @@ class ClusterMap:
 
     def owner(self, uname: str) -> Node | None:
         """The target that owns `uname` (HRW over active targets)."""
-        return hrw.choose(uname, ((t.id_digest, t) for t in self.targets.values() if not t.in_maintenance))
+        cache = self._owners
+        try:
+            return cache[uname]
+        except KeyError:
+            pass
+        node = hrw.choose(uname, ((t.id_digest, t) for t in self.targets.values() if not t.in_maintenance))
+        if len(cache) >= 65536:
+            cache.clear()
+        cache[uname] = node
+        return node
 
     def with_node(self, node: Node) -> "ClusterMap":
         group = dict(self.proxies if node.role == "proxy" else self.targets)

@@ -25,6 +25,19 @@ class NodeMetrics:
         self.bytes_out = Counter("ais_bytes_sent", "Object bytes sent", labels, registry=self.registry)
         self.info = Counter("ais_node_info", "Node identity", ["role", "node"], registry=self.registry)
         self.info.labels(role=role, node=node_id).inc(0)
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+    def observe(self, verb: str, group: str, status: int, seconds: float) -> None:
+        """Count one request; label children are created once per (verb, group), not per request."""
+        key = (verb, group)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(verb=verb, group=group), self.latency.labels(verb=verb, group=group))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if status >= 400:
+            self.errors.labels(verb=verb, status=str(status)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -77,6 +77,7 @@ def middlewares(node_name: Callable[[], str], metrics: NodeMetrics,
         verb = request.method
         group = _group(request.path)
         t0 = time.perf_counter()
+        status = 599  # stays so if the connection breaks mid-response
         try:
             try:
                 resp = await handler(request)
@@ -97,13 +98,11 @@ def middlewares(node_name: Callable[[], str], metrics: NodeMetrics,
                     raise
                 log.exception("%s %s: unexpected error", verb, request.path)
                 resp = render(request, AisError(f"internal error: {type(exc).__name__}: {exc}"))
-            if resp.status >= 400:
-                metrics.errors.labels(verb=verb, status=str(resp.status)).inc()
+            status = resp.status
             resp.headers.setdefault(apc.HDR_REQUEST_ID, rid)
             return resp
         finally:
-            metrics.requests.labels(verb=verb, group=group).inc()
-            metrics.latency.labels(verb=verb, group=group).observe(time.perf_counter() - t0)
+            metrics.observe(verb, group, status, time.perf_counter() - t0)
             request_id.reset(token)
 
     return [mw]

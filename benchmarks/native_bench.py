@@ -702,7 +702,7 @@ def table(paths: list[str]) -> str:
 
 # --------------------------------------------------------------------------- CLI
 def common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--endpoint", default=os.environ.get("AIS_ENDPOINT", "http://127.0.0.1:51080"),
+    p.add_argument("--endpoint", default=os.environ.get("AIS_ENDPOINT", "http://127.0.0.1:8080"),
                    help="the proxy (AIS_ENDPOINT)")
     p.add_argument("--nginx-url", default=os.environ.get("NGINX_URL", "http://127.0.0.1:8581"))
     p.add_argument("--bucket", default="bench")

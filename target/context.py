@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -42,11 +43,12 @@ class TargetContext:
             raise ServiceUnavailable("target has no bucket metadata yet")
         return self.store.bmd
 
-    def bucket_props(self, bck: Bucket) -> dict[str, object]:
+    def bucket_props(self, bck: Bucket) -> Mapping[str, Any]:
+        """The bucket's props (read-only: bucket metadata is immutable)."""
         props = self.bmd.get(bck)
         if props is None:
             raise BucketNotFound(bck.cname)
-        return dict(props)
+        return props
 
     def object_lock(self, uname: str) -> asyncio.Lock:
         return self.locks[hash(uname) % _LOCK_STRIPES]

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import time
-from email.utils import formatdate
 from typing import Any, AsyncIterator, Mapping
 
 import xxhash
@@ -40,7 +39,7 @@ _TARGET_REDIRECT = "trd"  # query marker: already redirected once by a target
 
 # --- 1. resolve -----------------------------------------------------------------------------
 
-def resolve(request: web.Request) -> tuple[TargetContext, Bucket, str, dict[str, Any]]:
+def resolve(request: web.Request) -> tuple[TargetContext, Bucket, str, Mapping[str, Any]]:
     ctx = request.app[CTX]
     q = request.query
     bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
@@ -84,6 +83,17 @@ def _b36(n: int) -> str:
     return out or "0"
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(ns: int) -> str:
+    """RFC 1123 date (`Mon, 23 Nov 2026 07:05:26 GMT`) without email.utils' overhead."""
+    t = time.gmtime(ns // 1_000_000_000)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 def custom_md_header(custom: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(custom.items()))
 
@@ -108,7 +118,7 @@ def object_headers(ctx: TargetContext, bck: Bucket, obj: str, mp: str, meta: Obj
         if etag:
             h["ETag"] = f'"{etag}"'
     if want("last-modified"):
-        h["Last-Modified"] = formatdate(meta.mtime_ns / 1e9, usegmt=True)
+        h["Last-Modified"] = http_date(meta.mtime_ns)
     if want("location"):
         h[apc.HDR_LOCATION] = f"{ctx.me.display}:{mp}"
     if want("copies"):

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 DEFAULT_DIR = os.path.expanduser(os.environ.get("AIS_CLUSTER_DIR", "~/.ais/cluster"))
-DEFAULT_PORT = 51080
+DEFAULT_PORT = 8080  # below the ephemeral range (32768+), where client sockets could take it
 STATE_FILE = "cluster.json"
 
 

@@ -11,7 +11,7 @@ def test_readme_first_steps_example(cluster, client) -> None:  # type: ignore[no
         text = f.read()
     block = re.search(r"## First steps.*?```python\n(.*?)```", text, re.S)
     assert block, "README lost its first-steps example"
-    code = block.group(1).replace("http://127.0.0.1:51080", cluster.endpoint)
+    code = block.group(1).replace("http://127.0.0.1:8080", cluster.endpoint)
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own documentation
     assert client.bucket("datasets").object("train/0001.jpg").get_reader().read_all() == b"...jpeg bytes..."
     client.bucket("datasets").delete()
