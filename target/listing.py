@@ -20,9 +20,10 @@ from ais.web import read_json
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.walk import walk_sorted
+from target.objects import etag_of
 
 ENTRY_IS_CACHED = 1 << 6
-_META_PROPS = {"checksum", "atime", "version", "custom"}
+_META_PROPS = {"checksum", "atime", "version", "custom", "etag", "last-modified"}
 
 
 def _page(ctx: TargetContext, root: str, mp: str, prefix: str, after: str, limit: int,
@@ -46,6 +47,10 @@ def _page(ctx: TargetContext, root: str, mp: str, prefix: str, after: str, limit
                     e["v"] = meta.version
                 if "atime" in props:
                     e["a"] = _fmt_time(meta.atime_ns, time_format)
+                if "etag" in props:
+                    e["e"] = etag_of(meta)
+                if "last-modified" in props:
+                    e["lm"] = meta.mtime_ns
                 if "custom" in props and meta.custom:
                     e["m"] = ",".join(f"{k}={v}" for k, v in sorted(meta.custom.items()))
             else:

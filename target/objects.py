@@ -65,8 +65,13 @@ def redirect_if_not_owner(request: web.Request, ctx: TargetContext, bck: Bucket,
 # --- response headers -----------------------------------------------------------------------
 
 def etag_of(meta: ObjectMeta) -> str:
+    """Unquoted ETag: explicit (multipart) > backend's > MD5 > synthetic from the checksum (reference §4)."""
+    if meta.etag:
+        return meta.etag
     if "ETag" in meta.custom:
         return meta.custom["ETag"]
+    if meta.md5:
+        return meta.md5
     if meta.cksum_type == "md5" and meta.cksum_value:
         return meta.cksum_value
     if meta.cksum_value:
@@ -539,7 +544,8 @@ async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket,
             work = ctx.mountpaths.work_path(dmp)
             await ctx.mountpaths.run(dmp, _copy_file, f, work, ctx.cfg.target.fsync)
             new_meta = ObjectMeta(size=meta.size, cksum_type=meta.cksum_type, cksum_value=meta.cksum_value,
-                                  custom=meta.custom, bid=int(str(dst_props.get("bid", "0"))))
+                                  custom=meta.custom, bid=int(str(dst_props.get("bid", "0"))), md5=meta.md5,
+                                  etag=meta.etag, s3_checksums=meta.s3_checksums)
             await commit_object(ctx, dst, dst_obj, dmp, work, new_meta, dst_props)
             return
         url = f"{owner.public_url}/v1/objects/{dst.name}/{_quote(dst_obj)}"

@@ -25,12 +25,22 @@ class ObjectMeta:
     version: str = ""
     custom: dict[str, str] = field(default_factory=dict)
     bid: int = 0
+    md5: str = ""                      # hex MD5 of the content when known (S3 PUTs): the S3 ETag
+    etag: str = ""                     # an explicit ETag (multipart `md5-of-md5s-N`), wins over md5
+    s3_checksums: dict[str, str] = field(default_factory=dict)  # x-amz-checksum-<alg> -> base64
     mtime_ns: int = 0
     atime_ns: int = 0  # from the filesystem; not stored in the xattr
 
     def pack(self) -> bytes:
-        packed: bytes = msgpack.packb({"v": META_VERSION, "s": self.size, "ct": self.cksum_type, "cv": self.cksum_value,
-                              "ver": self.version, "md": self.custom, "bid": self.bid})
+        doc: dict[str, Any] = {"v": META_VERSION, "s": self.size, "ct": self.cksum_type, "cv": self.cksum_value,
+                               "ver": self.version, "md": self.custom, "bid": self.bid}
+        if self.md5:
+            doc["md5"] = self.md5
+        if self.etag:
+            doc["etag"] = self.etag
+        if self.s3_checksums:
+            doc["s3ck"] = self.s3_checksums
+        packed: bytes = msgpack.packb(doc)
         return packed
 
     @classmethod
@@ -38,6 +48,7 @@ class ObjectMeta:
         d: dict[str, Any] = msgpack.unpackb(data)
         return cls(size=st.st_size, cksum_type=d.get("ct", "none"), cksum_value=d.get("cv", ""),
                    version=d.get("ver", ""), custom=dict(d.get("md") or {}), bid=int(d.get("bid", 0)),
+                   md5=d.get("md5", ""), etag=d.get("etag", ""), s3_checksums=dict(d.get("s3ck") or {}),
                    mtime_ns=st.st_mtime_ns, atime_ns=st.st_atime_ns)
 
     def with_custom(self, custom: dict[str, str]) -> "ObjectMeta":
