@@ -21,17 +21,20 @@ from ais.intra import IntraClient
 from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_handler
 from ais.metrics import NodeMetrics
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
-from proxy import buckets, cluster, membership, objects
+from ais.s3.web import render_s3_error
+from proxy import buckets, cluster, membership, objects, s3
 from proxy.context import CTX, ProxyContext
 
 log = logging.getLogger(__name__)
 
 
 def build_public_app(ctx: ProxyContext, primary: membership.Primary) -> web.Application:
-    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics),
+    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics,
+                                                  renderers={"/s3": render_s3_error}),
                           client_max_size=apc.MAX_CONTROL_BODY_BYTES)
     app[CTX] = ctx
     app[buckets.PRIMARY] = primary
+    s3.add_routes(app)
     r = app.router
     obj = "/v1/objects/{bucket}/{obj:.+}"
     for method in ("GET", "PUT", "HEAD", "DELETE", "POST", "PATCH"):

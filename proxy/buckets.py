@@ -139,32 +139,8 @@ async def list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, val
         raise BucketNotFound(bck.cname)
     lso = _parse_lso(value)
     after = max(lso["token"], lso["start_after"])
-    # 2. fan out: each target returns up to pagesize sorted names after the token
-    targets = ctx.smap.active_targets()
-    if not targets:
-        raise ServiceUnavailable("the cluster has no active targets")
-    body = {"prefix": lso["prefix"], "after": after, "limit": lso["pagesize"], "props": lso["props"],
-            "time_format": lso["time_format"]}
-    params = {apc.Q_PROVIDER: bck.provider}
-    if not bck.namespace.is_global:
-        params[apc.Q_NAMESPACE] = bck.namespace.uname
-
-    async def page(t: Any) -> list[dict[str, Any]]:
-        _, data, _ = await ctx.http.call("POST", f"{t.intra_url}/v1/lso/{bck.name}", json_body=body, params=params,
-                                         timeout_s=max(ctx.cfg.timeouts.control_s, 60))
-        result: list[dict[str, Any]] = msgpack.unpackb(data)
-        return result
-    pages = await asyncio.gather(*(page(t) for t in targets))
-    # 3. merge by name, drop duplicates, cut at the page size
-    merged: list[dict[str, Any]] = []
-    last = None
-    for e in heapq.merge(*pages, key=lambda e: e["n"]):
-        if e["n"] == last:
-            continue
-        last = e["n"]
-        merged.append(e)
-        if len(merged) == lso["pagesize"]:
-            break
+    # 2. fan out and merge by name
+    merged = await merged_page(ctx, bck, lso["prefix"], after, lso["pagesize"], lso["props"], lso["time_format"])
     token = merged[-1]["n"] if len(merged) == lso["pagesize"] else ""
     list_uuid = lso["uuid"] or uuidlib.uuid4().hex
     # 4. answer: msgpack with Go field names when asked, JSON otherwise (reference §2)
@@ -175,6 +151,39 @@ async def list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, val
                 "location": e.get("t", ""), "custom-md": e.get("m", ""), "size": str(e.get("s", 0)),
                 "copies": e.get("c", 0), "flags": e.get("f", 0)} for e in merged]
     return web.json_response({"uuid": list_uuid, "continuation_token": token, "entries": entries, "flags": 0})
+
+
+async def merged_page(ctx: ProxyContext, bck: Bucket, prefix: str, after: str, limit: int, props: list[str],
+                      time_format: str = "") -> list[dict[str, Any]]:
+    """Up to `limit` entries after `after`, in name order, from every target (k-way merge).
+
+    Each target returns its own first `limit` names after the token, so the merged first
+    `limit` are the cluster's. Duplicates (an object briefly on two targets) appear once.
+    """
+    targets = ctx.smap.active_targets()
+    if not targets:
+        raise ServiceUnavailable("the cluster has no active targets")
+    body = {"prefix": prefix, "after": after, "limit": limit, "props": props, "time_format": time_format}
+    params = {apc.Q_PROVIDER: bck.provider}
+    if not bck.namespace.is_global:
+        params[apc.Q_NAMESPACE] = bck.namespace.uname
+
+    async def page(t: Any) -> list[dict[str, Any]]:
+        _, data, _ = await ctx.http.call("POST", f"{t.intra_url}/v1/lso/{bck.name}", json_body=body, params=params,
+                                         timeout_s=max(ctx.cfg.timeouts.control_s, 60))
+        result: list[dict[str, Any]] = msgpack.unpackb(data)
+        return result
+    pages = await asyncio.gather(*(page(t) for t in targets))
+    merged: list[dict[str, Any]] = []
+    last = None
+    for e in heapq.merge(*pages, key=lambda e: e["n"]):
+        if e["n"] == last:
+            continue
+        last = e["n"]
+        merged.append(e)
+        if len(merged) == limit:
+            break
+    return merged
 
 
 # --- HEAD -----------------------------------------------------------------------------------

@@ -1,0 +1,381 @@
+"""The S3 front end at `/s3` on every proxy.
+
+Bucket-level operations are served here (list buckets, create, head, delete, list objects
+V1/V2 with delimiters, location, versioning, delete objects, list multipart uploads).
+Object-level requests are reverse-proxied to the owning target and its answer streamed back
+in constant memory: stock S3 clients (boto3, aws-cli) do not follow 307 redirects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from typing import Any, AsyncIterator
+from urllib.parse import quote, unquote
+from xml.etree import ElementTree
+
+import aiohttp
+from aiohttp import web
+
+from ais import apc, names
+from ais.errors import AisError, BucketNotFound, ServiceUnavailable
+from ais.log import request_id
+from ais.names import Bucket
+from ais.s3 import errors as s3e
+from ais.s3.web import element, text, xml_response
+from ais.web import STREAMING, read_body
+from proxy.buckets import PRIMARY, create_bucket, merged_page
+from proxy.context import CTX, ProxyContext
+
+log = logging.getLogger(__name__)
+
+MAX_KEYS = 1000
+MAX_XML_BYTES = 1 << 20
+# Bucket subresources AWS has and we do not: answered NotImplemented, never misread as a listing.
+_UNSUPPORTED_BUCKET_QUERIES = {"acl", "policy", "cors", "lifecycle", "tagging", "website", "logging", "replication",
+                               "encryption", "notification", "object-lock", "ownershipControls", "publicAccessBlock",
+                               "requestPayment", "accelerate", "analytics", "inventory", "metrics",
+                               "intelligent-tiering", "versions", "policyStatus"}
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+               "transfer-encoding", "upgrade", "host", "expect"}
+
+
+def _bucket(request: web.Request) -> Bucket:
+    name = request.match_info["bucket"]
+    try:
+        return names.make_bucket(name)
+    except AisError as exc:
+        raise s3e.InvalidBucketName(exc.message) from exc
+
+
+def _existing(ctx: ProxyContext, bck: Bucket) -> Bucket:
+    if ctx.bmd.get(bck) is None:
+        raise s3e.NoSuchBucket(f"The specified bucket does not exist: {bck.name}")
+    return bck
+
+
+def _iso(ns: int) -> str:
+    t = time.gmtime(ns // 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{(ns // 1_000_000) % 1000:03d}Z"
+
+
+async def _read_xml(request: web.Request) -> ElementTree.Element:
+    """A bounded XML body without DTDs or entities (no billion-laughs, no external entities)."""
+    try:
+        body = await read_body(request, MAX_XML_BYTES)
+    except AisError as exc:
+        raise s3e.MalformedXML(exc.message) from exc
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise s3e.MalformedXML("XML documents with DTDs or entities are not accepted")
+    try:
+        return ElementTree.fromstring(body)
+    except ElementTree.ParseError as exc:
+        raise s3e.MalformedXML(f"The XML you provided was not well-formed: {exc}") from exc
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+# --- service ----------------------------------------------------------------------------------
+
+async def list_buckets(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    items = []
+    for bck, props in sorted(ctx.bmd.buckets.items(), key=lambda kv: kv[0].name):
+        if bck.namespace.is_global:
+            created = int(str(props.get("created", "0")) or 0)
+            items.append(f"<Bucket>{element('Name', bck.name)}{element('CreationDate', _iso(created))}</Bucket>")
+    owner = "<Owner><ID>ais</ID><DisplayName>ais</DisplayName></Owner>"
+    return xml_response("ListAllMyBucketsResult", [owner, "<Buckets>", *items, "</Buckets>"])
+
+
+# --- bucket -----------------------------------------------------------------------------------
+
+async def bucket_op(request: web.Request) -> web.StreamResponse:
+    """Dispatch a bucket-level request by method and subresource."""
+    ctx = request.app[CTX]
+    q = request.query
+    bck = _bucket(request)
+    unsupported = _UNSUPPORTED_BUCKET_QUERIES.intersection(q)
+    if unsupported:
+        raise s3e.S3NotImplemented(f"bucket subresource {sorted(unsupported)[0]!r} is not implemented")
+    method = request.method
+    if method == "PUT":
+        if "versioning" in q:
+            raise s3e.S3NotImplemented("PutBucketVersioning is not implemented: object versions are not kept")
+        return await _create(request, ctx, bck)
+    if method == "HEAD":
+        if ctx.bmd.get(bck) is None:
+            raise s3e.NoSuchBucket()
+        return web.Response(headers={"x-amz-bucket-region": "us-east-1", "x-amz-request-id": request_id.get()})
+    if method == "DELETE":
+        return await _delete_bucket(ctx, request, bck)
+    if method == "POST" and "delete" in q:
+        return await _delete_objects(request, ctx, _existing(ctx, bck))
+    if method == "GET":
+        _existing(ctx, bck)
+        if "location" in q:
+            return xml_response("LocationConstraint", [])
+        if "versioning" in q:
+            return xml_response("VersioningConfiguration", [])
+        if "uploads" in q:
+            return await _list_uploads(request, ctx, bck)
+        return await _list_objects(request, ctx, bck, v2=q.get("list-type") == "2")
+    raise s3e.S3MethodNotAllowed(f"{method} is not allowed on a bucket")
+
+
+async def _create(request: web.Request, ctx: ProxyContext, bck: Bucket) -> web.StreamResponse:
+    await read_body(request, MAX_XML_BYTES)  # CreateBucketConfiguration (region): accepted, ignored
+    if ctx.is_primary:
+        try:
+            await create_bucket(request.app[PRIMARY], bck, None)
+        except AisError as exc:
+            if exc.status == 409:
+                raise s3e.BucketAlreadyOwnedByYou() from exc
+            raise
+    else:
+        await _native_on_primary(ctx, "POST", bck, {"action": apc.ACT_CREATE_BCK})
+    return web.Response(headers={"Location": f"/{bck.name}", "x-amz-request-id": request_id.get()})
+
+
+async def _native_on_primary(ctx: ProxyContext, method: str, bck: Bucket, action: dict[str, Any]) -> None:
+    url = f"{ctx.smap.primary.public_url}/v1/buckets/{bck.name}"
+    try:
+        await ctx.http.call(method, url, json_body=action, timeout_s=60)
+    except AisError as exc:
+        if exc.status == 409:
+            raise s3e.BucketAlreadyOwnedByYou() from exc
+        if exc.status == 404:
+            raise s3e.NoSuchBucket() from exc
+        raise
+
+
+async def _delete_bucket(ctx: ProxyContext, request: web.Request, bck: Bucket) -> web.StreamResponse:
+    _existing(ctx, bck)
+    if await merged_page(ctx, bck, "", "", 1, ["name"]):
+        raise s3e.BucketNotEmpty()
+    await _native_on_primary(ctx, "DELETE", bck, {"action": apc.ACT_DESTROY_BCK})
+    return web.Response(status=204, headers={"x-amz-request-id": request_id.get()})
+
+
+# --- list objects -----------------------------------------------------------------------------
+
+def _max_keys(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return MAX_KEYS
+    try:
+        n = int(raw)
+    except ValueError:
+        raise s3e.InvalidArgument(f"Provided max-keys not an integer or within integer range: {raw!r}") from None
+    if n < 0:
+        raise s3e.InvalidArgument("max-keys must not be negative")
+    return min(n, MAX_KEYS)
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise s3e.InvalidArgument("The continuation token provided is incorrect") from None
+
+
+def _encode_token(after: str) -> str:
+    return base64.urlsafe_b64encode(after.encode("utf-8")).decode()
+
+
+_AFTER_PREFIX = "\U0010ffff"  # sorts after every name that continues a common prefix
+
+
+async def s3_listing(ctx: ProxyContext, bck: Bucket, prefix: str, delimiter: str, after: str,
+                     max_keys: int) -> tuple[list[dict[str, Any]], list[str], bool, str]:
+    """(contents, common prefixes, truncated, resume point) of one S3 listing page."""
+    contents: list[dict[str, Any]] = []
+    prefixes: list[str] = []
+    resume = after
+    props = ["name", "size", "etag", "last-modified"]
+    while len(contents) + len(prefixes) < max_keys:
+        want = max_keys - len(contents) - len(prefixes)
+        page = await merged_page(ctx, bck, prefix, resume, min(want + 1, MAX_KEYS), props)
+        if not page:
+            return contents, prefixes, False, resume
+        for e in page:
+            name = e["n"]
+            if len(contents) + len(prefixes) == max_keys:
+                return contents, prefixes, True, resume
+            cut = name.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                cp = name[:cut + len(delimiter)]
+                prefixes.append(cp)
+                resume = cp + _AFTER_PREFIX
+                break  # re-list after the common prefix: the rest of the page is inside it
+            contents.append(e)
+            resume = name
+    more = await merged_page(ctx, bck, prefix, resume, 1, ["name"]) if max_keys else []
+    return contents, prefixes, bool(more), resume
+
+
+async def _list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, v2: bool) -> web.StreamResponse:
+    q = request.query
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    enc = q.get("encoding-type", "")
+    if enc and enc != "url":
+        raise s3e.InvalidArgument(f"Invalid Encoding Method specified in Request: {enc!r}")
+    max_keys = _max_keys(q.get("max-keys"))
+    token = q.get("continuation-token", "")
+    start = (_decode_token(token) if token else max(q.get("start-after", ""), "")) if v2 else q.get("marker", "")
+    contents, cps, truncated, resume = await s3_listing(ctx, bck, prefix, delimiter, start, max_keys)
+
+    def k(v: str) -> str:
+        return quote(v, safe="/") if enc else v
+    parts = [element("Name", bck.name), element("Prefix", k(prefix)), element("MaxKeys", max_keys)]
+    if delimiter:
+        parts.append(element("Delimiter", k(delimiter)))
+    if enc:
+        parts.append(element("EncodingType", enc))
+    parts.append(element("IsTruncated", "true" if truncated else "false"))
+    if v2:
+        parts.append(element("KeyCount", len(contents) + len(cps)))
+        if token:
+            parts.append(element("ContinuationToken", token))
+        if q.get("start-after"):
+            parts.append(element("StartAfter", k(q["start-after"])))
+        if truncated:
+            parts.append(element("NextContinuationToken", _encode_token(resume)))
+    else:
+        parts.append(element("Marker", k(q.get("marker", ""))))
+        if truncated:
+            last = max([c["n"] for c in contents] + cps) if (contents or cps) else resume
+            parts.append(element("NextMarker", k(last)))
+    for e in contents:
+        parts.append("<Contents>" + element("Key", k(e["n"])) + element("LastModified", _iso(e.get("lm", 0)))
+                     + element("ETag", f'"{e.get("e", "")}"') + element("Size", e.get("s", 0))
+                     + element("StorageClass", "STANDARD") + "</Contents>")
+    for cp in cps:
+        parts.append("<CommonPrefixes>" + element("Prefix", k(cp)) + "</CommonPrefixes>")
+    return xml_response("ListBucketResult", parts)
+
+
+# --- delete objects, multipart uploads ----------------------------------------------------------
+
+async def _delete_objects(request: web.Request, ctx: ProxyContext, bck: Bucket) -> web.StreamResponse:
+    doc = await _read_xml(request)
+    if _local(doc.tag) != "Delete":
+        raise s3e.MalformedXML("expected a <Delete> document")
+    quiet = any(_local(c.tag) == "Quiet" and (c.text or "").strip().lower() == "true" for c in doc)
+    keys = [(o.findtext("{*}Key") or o.findtext("Key") or "") for o in doc if _local(o.tag) == "Object"]
+    if not keys or len(keys) > 1000:
+        raise s3e.MalformedXML("DeleteObjects takes 1 to 1000 keys")
+    sem = asyncio.Semaphore(16)
+
+    async def delete(key: str) -> tuple[str, str | None]:
+        async with sem:
+            try:
+                names.check_object_name(key)
+                owner = ctx.smap.owner(bck.object_uname(key))
+                if owner is None:
+                    raise ServiceUnavailable("no active targets")
+                await ctx.http.call("DELETE", f"{owner.public_url}/v1/objects/{bck.name}/{quote(key)}")
+            except AisError as exc:
+                if exc.status != 404:
+                    return key, exc.message
+            return key, None
+    results = await asyncio.gather(*(delete(k) for k in keys))
+    parts = []
+    for key, err in results:
+        if err is None and not quiet:
+            parts.append(f"<Deleted>{element('Key', key)}</Deleted>")
+        elif err is not None:
+            parts.append(f"<Error>{element('Key', key)}{element('Code', 'InternalError')}"
+                         f"{element('Message', err)}</Error>")
+    return xml_response("DeleteResult", parts)
+
+
+async def _list_uploads(request: web.Request, ctx: ProxyContext, bck: Bucket) -> web.StreamResponse:
+    prefix = request.query.get("prefix", "")
+    targets = ctx.smap.active_targets()
+    results = await asyncio.gather(*(ctx.http.call_json("GET", f"{t.intra_url}/v1/s3/uploads/{bck.name}",
+                                                        params={"prefix": prefix}) for t in targets))
+    uploads = sorted((u for r in results for u in (r or [])), key=lambda u: (u["key"], u["upload_id"]))
+    max_uploads = _max_keys(request.query.get("max-uploads"))
+    key_marker = request.query.get("key-marker", "")
+    uploads = [u for u in uploads if u["key"] > key_marker]
+    truncated = len(uploads) > max_uploads
+    uploads = uploads[:max_uploads]
+    parts = [element("Bucket", bck.name), element("KeyMarker", key_marker), element("UploadIdMarker", ""),
+             element("Prefix", prefix), element("MaxUploads", max_uploads),
+             element("IsTruncated", "true" if truncated else "false")]
+    if truncated and uploads:
+        parts += [element("NextKeyMarker", uploads[-1]["key"]), element("NextUploadIdMarker", uploads[-1]["upload_id"])]
+    for u in uploads:
+        parts.append("<Upload>" + element("Key", u["key"]) + element("UploadId", u["upload_id"])
+                     + element("Initiated", _iso(int(u.get("initiated_ns", 0))))
+                     + element("StorageClass", "STANDARD") + "</Upload>")
+    return xml_response("ListMultipartUploadsResult", parts)
+
+
+# --- objects: reverse proxy to the owner --------------------------------------------------------
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(256 << 10):
+        yield chunk
+
+
+async def object_op(request: web.Request) -> web.StreamResponse:
+    """Stream the request to the owning target and its answer back (constant memory)."""
+    # 1. request: bucket and key
+    ctx = request.app[CTX]
+    bck = _existing(ctx, _bucket(request))
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    key = unquote(raw_path.split("/", 3)[3]) if raw_path.count("/") >= 3 else ""
+    try:
+        names.check_object_name(key)
+    except AisError as exc:
+        raise s3e.InvalidArgument(exc.message) from exc
+    # 2. placement
+    owner = ctx.smap.owner(bck.object_uname(key))
+    if owner is None:
+        raise ServiceUnavailable("the cluster has no active targets")
+    # 3. forward: the body streams through, the answer streams back
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    headers.update(ctx.http.headers())
+    data = _body(request) if request.body_exists else None
+    if data is None:
+        headers.pop("Content-Length", None)
+    url = f"{owner.public_url}{raw_path}" + (f"?{raw_query}" if raw_query else "")
+    try:
+        async with ctx.http.session.request(request.method, url, data=data, headers=headers,
+                                            timeout=ctx.http.data_timeout(), allow_redirects=False,
+                                            skip_auto_headers=("Content-Type", "User-Agent")) as up:
+            resp = web.StreamResponse(status=up.status, reason=up.reason)
+            for name, value in up.headers.items():
+                if name.lower() not in _HOP_BY_HOP and name.lower() not in ("server", "date"):
+                    resp.headers.add(name, value)
+            await resp.prepare(request)
+            request[STREAMING] = True
+            if request.method != "HEAD":
+                async for chunk in up.content.iter_chunked(1 << 20):
+                    await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        if request.get(STREAMING):
+            raise ConnectionResetError(f"target {owner.display} failed mid-stream: {exc}") from exc
+        raise ServiceUnavailable(f"target {owner.display} is unreachable: {exc}") from exc
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/s3", list_buckets, allow_head=False)
+    r.add_get("/s3/", list_buckets, allow_head=False)
+    for path in ("/s3/{bucket}", "/s3/{bucket}/"):
+        for method in ("GET", "PUT", "HEAD", "DELETE", "POST"):
+            r.add_route(method, path, bucket_op)
+    for method in ("GET", "PUT", "HEAD", "DELETE", "POST"):
+        r.add_route(method, "/s3/{bucket}/{key:.+}", object_op)
+
+
+__all__ = ["add_routes", "s3_listing", "text"]
