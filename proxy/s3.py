@@ -178,7 +178,7 @@ def _max_keys(raw: str | None) -> int:
 
 def _decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode("utf-8")
+        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise s3e.InvalidArgument("The continuation token provided is incorrect") from None
 
