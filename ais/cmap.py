@@ -207,3 +207,25 @@ class BucketMD:
                 for name, props in names.items():
                     buckets[Bucket(name, prov, Namespace.parse(ns))] = props
         return cls(version=int(d["version"]), uuid=d.get("uuid", ""), buckets=buckets)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKeys:
+    """S3 access keys of the cluster (our addition to the metadata set): access key -> secret."""
+
+    version: int
+    keys: Mapping[str, str] = field(default_factory=dict)
+
+    def with_key(self, access_key: str, secret: str) -> "AccessKeys":
+        return replace(self, version=self.version + 1, keys={**self.keys, access_key: secret})
+
+    def without_key(self, access_key: str) -> "AccessKeys":
+        return replace(self, version=self.version + 1,
+                       keys={k: v for k, v in self.keys.items() if k != access_key})
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"version": str(self.version), "keys": dict(self.keys)}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> "AccessKeys":
+        return cls(version=int(d["version"]), keys=dict(d.get("keys") or {}))

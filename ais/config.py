@@ -66,6 +66,13 @@ class ClusterSection:
 
 
 @dataclass(frozen=True)
+class S3Section:
+    # "ACCESS_KEY:SECRET" entries accepted besides the keys managed with `ais s3 keys`;
+    # with any key configured, S3 requests must carry a valid SigV4 signature.
+    access_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LogSection:
     level: str = "INFO"
     file: str = ""     # empty = stderr
@@ -79,6 +86,7 @@ class Config:
     target: TargetSection = field(default_factory=TargetSection)
     timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
+    s3: S3Section = field(default_factory=S3Section)
     log: LogSection = field(default_factory=LogSection)
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from ais import apc
-from ais.cmap import BucketMD, ClusterMap, Node
+from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
 from ais.errors import BadMessage, Forbidden
 from ais.intra import IntraClient, PeerError
 from ais.web import read_json
@@ -27,13 +27,15 @@ Listener = Callable[[ClusterMap | None, BucketMD | None], Awaitable[None]]
 
 SMAP_FILE = "cluster_map.json"
 BMD_FILE = "bucket_md.json"
+KEYS_FILE = "access_keys.json"  # secrets: written 0600
 ID_FILE = "node_id"
 
 
-def write_atomic(path: str, data: bytes) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     """Blocking: temp file, fsync, rename, fsync dir. Call through an executor."""
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -69,6 +71,7 @@ class MetaStore:
         self.conf_dir = conf_dir
         self.smap: ClusterMap | None = None
         self.bmd: BucketMD | None = None
+        self.keys: AccessKeys | None = None
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
 
@@ -77,13 +80,16 @@ class MetaStore:
 
     def load(self) -> None:
         """Blocking, start-up only."""
-        for name, attr, cls in ((SMAP_FILE, "smap", ClusterMap), (BMD_FILE, "bmd", BucketMD)):
+        docs: tuple[tuple[str, str, Any], ...] = (
+            (SMAP_FILE, "smap", ClusterMap), (BMD_FILE, "bmd", BucketMD), (KEYS_FILE, "keys", AccessKeys))
+        for name, attr, cls in docs:
             path = os.path.join(self.conf_dir, name)
             if os.path.exists(path):
                 with open(path, encoding="utf-8") as f:
                     setattr(self, attr, cls.from_wire(json.load(f)))
 
-    async def apply(self, smap: ClusterMap | None = None, bmd: BucketMD | None = None) -> bool:
+    async def apply(self, smap: ClusterMap | None = None, bmd: BucketMD | None = None,
+                    keys: AccessKeys | None = None) -> bool:
         """Accept newer versions only; persist, then apply, then notify. True if anything changed."""
         async with self._lock:
             if smap is not None and self.smap is not None:
@@ -96,7 +102,9 @@ class MetaStore:
                     raise Forbidden(f"bucket metadata of another cluster ({bmd.uuid} != {self.bmd.uuid})")
                 if bmd.version <= self.bmd.version:
                     bmd = None
-            if smap is None and bmd is None:
+            if keys is not None and self.keys is not None and keys.version <= self.keys.version:
+                keys = None
+            if smap is None and bmd is None and keys is None:
                 return False
             loop = asyncio.get_running_loop()
             if smap is not None:
@@ -107,6 +115,12 @@ class MetaStore:
                 await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, BMD_FILE),
                                            json.dumps(bmd.to_wire()).encode())
                 self.bmd = bmd
+            if keys is not None:
+                await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, KEYS_FILE),
+                                           json.dumps(keys.to_wire()).encode(), 0o600)
+                self.keys = keys
+        if smap is None and bmd is None:
+            return True
         for fn in self._listeners:
             try:
                 await fn(smap, bmd)
@@ -118,13 +132,19 @@ class MetaStore:
         try:
             smap = ClusterMap.from_wire(payload["smap"]) if payload.get("smap") else None
             bmd = BucketMD.from_wire(payload["bmd"]) if payload.get("bmd") else None
+            keys = AccessKeys.from_wire(payload["s3keys"]) if payload.get("s3keys") else None
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage(f"malformed metasync payload: {exc}") from exc
-        return await self.apply(smap, bmd)
+        return await self.apply(smap, bmd, keys)
 
     def payload(self) -> dict[str, Any]:
         return {"smap": self.smap.to_wire() if self.smap else None,
-                "bmd": self.bmd.to_wire() if self.bmd else None}
+                "bmd": self.bmd.to_wire() if self.bmd else None,
+                "s3keys": self.keys.to_wire() if self.keys else None}
+
+    def versions(self) -> tuple[int, int, int]:
+        return (self.smap.version if self.smap else 0, self.bmd.version if self.bmd else 0,
+                self.keys.version if self.keys else 0)
 
 
 def metasync_handler(store: MetaStore) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -204,19 +224,19 @@ class ClusterAgent:
                 log.warning("keepalive failed: %s", exc)
 
     async def keepalive_once(self) -> None:
-        smap_v = self.store.smap.version if self.store.smap else 0
-        bmd_v = self.store.bmd.version if self.store.bmd else 0
+        smap_v, bmd_v, keys_v = self.store.versions()
         for url in self.primary_urls():
             try:
                 resp = await self.http.call_json(
                     "POST", f"{url}/v1/cluster/keepalive",
-                    json_body={"node": self.me.to_wire(), "smap_version": smap_v, "bmd_version": bmd_v},
+                    json_body={"node": self.me.to_wire(), "smap_version": smap_v, "bmd_version": bmd_v,
+                               "keys_version": keys_v},
                     headers={apc.HDR_CLUSTER_SECRET: self.secret})
             except PeerError as exc:
                 if exc.status == 404:  # the primary no longer knows us: register again
                     await self.join(deadline_s=self.interval_s * 5)
                     return
                 raise
-            if resp and (resp.get("smap") or resp.get("bmd")):
+            if resp and (resp.get("smap") or resp.get("bmd") or resp.get("s3keys")):
                 await self.store.apply_wire(resp)
             return

@@ -22,7 +22,7 @@ from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_
 from ais.metrics import NodeMetrics
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
 from ais.s3.web import render_s3_error
-from proxy import buckets, cluster, membership, objects, s3
+from proxy import buckets, cluster, membership, objects, s3, s3keys
 from proxy.context import CTX, ProxyContext
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def build_public_app(ctx: ProxyContext, primary: membership.Primary) -> web.Appl
     app[CTX] = ctx
     app[buckets.PRIMARY] = primary
     s3.add_routes(app)
+    s3keys.add_routes(app)
     r = app.router
     obj = "/v1/objects/{bucket}/{obj:.+}"
     for method in ("GET", "PUT", "HEAD", "DELETE", "POST", "PATCH"):

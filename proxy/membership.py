@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ais import apc
-from ais.cmap import BucketMD, ClusterMap, Node
+from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
 from ais.errors import BadMessage, Forbidden, NotFound, ServiceUnavailable
 from ais.web import read_json
 from proxy.context import CTX, ProxyContext
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class Primary:
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
-        self.acked: dict[str, tuple[int, int]] = {}   # node -> (smap version, bmd version)
+        self.acked: dict[str, tuple[int, int, int]] = {}   # node -> (smap, bmd, access keys) versions
         self._wake = asyncio.Event()
 
     async def update(self, change: Callable[[ClusterMap, BucketMD], Awaitable[tuple[ClusterMap | None, BucketMD | None]]]) -> None:
@@ -42,6 +42,18 @@ class Primary:
             await ctx.store.apply(smap, bmd)
         await self.push(wait_s=ctx.cfg.timeouts.control_s)
 
+    async def update_keys(self, change: Callable[[AccessKeys], AccessKeys | None]) -> None:
+        """Apply a change to the S3 access keys and metasync it."""
+        ctx = self.ctx
+        if not ctx.is_primary:
+            raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
+        async with ctx.meta_lock:
+            new = change(ctx.store.keys or AccessKeys(version=0))
+            if new is None:
+                return
+            await ctx.store.apply(keys=new)
+        await self.push(wait_s=ctx.cfg.timeouts.control_s)
+
     async def push(self, wait_s: float) -> None:
         """Send the current versions to every node that lacks them; wait up to wait_s."""
         ctx = self.ctx
@@ -53,18 +65,18 @@ class Primary:
             self._wake.set()
 
     def _behind(self, node_id: str) -> bool:
-        sv, bv = self.acked.get(node_id, (0, 0))
-        return sv < self.ctx.smap.version or bv < self.ctx.bmd.version
+        acked = self.acked.get(node_id, (0, 0, 0))
+        return any(a < c for a, c in zip(acked, self.ctx.store.versions()))
 
     async def _send(self, node: Node) -> bool:
         ctx = self.ctx
-        smap_v, bmd_v = ctx.smap.version, ctx.bmd.version
+        versions = ctx.store.versions()
         try:
             await ctx.http.call("PUT", f"{node.intra_url}/v1/metasync", json_body=ctx.store.payload())
         except Exception as exc:  # noqa: BLE001 - retried by the loop below
             log.warning("metasync to %s failed: %s", node.display, exc)
             return False
-        self.acked[node.id] = (smap_v, bmd_v)
+        self.acked[node.id] = versions
         return True
 
     async def retry_loop(self) -> None:
@@ -125,7 +137,7 @@ def handlers(primary: Primary) -> dict[str, Callable[[web.Request], Awaitable[we
             log.info("node %s joins (%s, %s)", node.display, node.public_url, node.intra_url)
             return smap.with_node(node), None
         await primary.update(add)
-        primary.acked[node.id] = (ctx.smap.version, ctx.bmd.version)
+        primary.acked[node.id] = ctx.store.versions()
         return web.json_response(ctx.store.payload())
 
     async def keepalive(request: web.Request) -> web.StreamResponse:
@@ -138,9 +150,9 @@ def handlers(primary: Primary) -> dict[str, Callable[[web.Request], Awaitable[we
         if ctx.smap.get(node.id) is None:
             raise NotFound(f"node {node.display} is not in the cluster map")
         ctx.last_seen[node.id] = asyncio.get_running_loop().time()
-        sv, bv = int(body.get("smap_version", 0)), int(body.get("bmd_version", 0))
-        primary.acked[node.id] = (sv, bv)
-        if sv < ctx.smap.version or bv < ctx.bmd.version:
+        acked = (int(body.get("smap_version", 0)), int(body.get("bmd_version", 0)), int(body.get("keys_version", 0)))
+        primary.acked[node.id] = acked
+        if any(a < c for a, c in zip(acked, ctx.store.versions())):
             return web.json_response(ctx.store.payload())
         return web.json_response({})
 

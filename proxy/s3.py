@@ -25,6 +25,7 @@ from ais.errors import AisError, BucketNotFound, ServiceUnavailable
 from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import errors as s3e
+from ais.s3 import sigv4
 from ais.s3.web import element, text, xml_response
 from ais.web import STREAMING, read_body
 from proxy.buckets import PRIMARY, create_bucket, merged_page
@@ -80,10 +81,40 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+# --- authentication ---------------------------------------------------------------------------
+
+def secrets(ctx: ProxyContext) -> dict[str, str]:
+    """Access key -> secret: keys managed with `ais s3 keys`, plus those in the config."""
+    keys = dict(ctx.store.keys.keys) if ctx.store.keys else {}
+    for entry in ctx.cfg.s3.access_keys:
+        ak, _, sk = entry.partition(":")
+        if ak and sk:
+            keys.setdefault(ak, sk)
+    return keys
+
+
+def authenticate(request: web.Request, ctx: ProxyContext) -> None:
+    """Always parse SigV4 (header or presigned); verify it when the cluster has access keys."""
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    auth = sigv4.parse(request.method, raw_path, raw_query, request.headers)
+    keys = secrets(ctx)
+    if not keys:
+        return  # anonymous access
+    if auth is None:
+        raise s3e.AccessDenied("Anonymous access is not allowed: this cluster has S3 access keys")
+    if not isinstance(auth, sigv4.SigV4Auth):
+        raise s3e.AccessDenied("Signature Version 2 is not supported; sign requests with SigV4")
+    secret = keys.get(auth.access_key)
+    if secret is None:
+        raise s3e.InvalidAccessKeyId("The AWS Access Key Id you provided does not exist in our records.")
+    sigv4.verify(auth, secret)
+
+
 # --- service ----------------------------------------------------------------------------------
 
 async def list_buckets(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
+    authenticate(request, ctx)
     items = []
     for bck, props in sorted(ctx.bmd.buckets.items(), key=lambda kv: kv[0].name):
         if bck.namespace.is_global:
@@ -98,6 +129,7 @@ async def list_buckets(request: web.Request) -> web.StreamResponse:
 async def bucket_op(request: web.Request) -> web.StreamResponse:
     """Dispatch a bucket-level request by method and subresource."""
     ctx = request.app[CTX]
+    authenticate(request, ctx)
     q = request.query
     bck = _bucket(request)
     unsupported = _UNSUPPORTED_BUCKET_QUERIES.intersection(q)
@@ -328,6 +360,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     """Stream the request to the owning target and its answer back (constant memory)."""
     # 1. request: bucket and key
     ctx = request.app[CTX]
+    authenticate(request, ctx)
     bck = _existing(ctx, _bucket(request))
     raw_path, _, raw_query = request.raw_path.partition("?")
     key = unquote(raw_path.split("/", 3)[3]) if raw_path.count("/") >= 3 else ""

@@ -1,10 +1,14 @@
-"""`ais`: the command line. This issue's scope: `ais cluster up|down|status`."""
+"""`ais`: the command line: `ais cluster up|down|status`, `ais s3 keys add|ls|rm`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import urllib.error
+import urllib.request
+from typing import Any
 
 from ais.cli import localcluster
 
@@ -47,6 +51,58 @@ def cmd_cluster_status(a: argparse.Namespace) -> int:
     return 0
 
 
+class CommandError(Exception):
+    """A one-line error for the user."""
+
+
+def _endpoint(a: argparse.Namespace) -> str:
+    return str(a.endpoint or os.environ.get("AIS_ENDPOINT") or f"http://127.0.0.1:{localcluster.DEFAULT_PORT}")
+
+
+def _call(a: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    url = _endpoint(a).rstrip("/") + path
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode("utf-8", "replace")
+        try:
+            text = json.loads(text).get("message", text)
+        except ValueError:
+            pass
+        raise CommandError(f"{method} {url}: {exc.code} {text.strip()}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CommandError(f"cannot reach {url}: {exc}") from None
+    return json.loads(raw) if raw else None
+
+
+def cmd_s3_keys_add(a: argparse.Namespace) -> int:
+    body = {k: v for k, v in (("access_key", a.access_key), ("secret_key", a.secret_key)) if v}
+    key = _call(a, "POST", "/v1/s3/keys", body)
+    print(f"access key: {key['access_key']}\nsecret key: {key['secret_key']}")
+    print("(the secret is not shown again; S3 requests must now be signed with a configured key)")
+    return 0
+
+
+def cmd_s3_keys_ls(a: argparse.Namespace) -> int:
+    keys = _call(a, "GET", "/v1/s3/keys")
+    if a.json:
+        print(json.dumps(keys, indent=2))
+    elif keys:
+        print(_table(keys, ["access_key"]))
+    else:
+        print("no S3 access keys: anonymous S3 access is allowed")
+    return 0
+
+
+def cmd_s3_keys_rm(a: argparse.Namespace) -> int:
+    _call(a, "DELETE", f"/v1/s3/keys/{a.key}")
+    print(f"removed access key {a.key}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ais", description="Manage an ais cluster.")
     sub = ap.add_subparsers(dest="group", required=True)
@@ -73,6 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--dir", default=localcluster.DEFAULT_DIR)
     st.add_argument("--json", action="store_true")
     st.set_defaults(fn=cmd_cluster_status)
+
+    s3 = sub.add_parser("s3", help="S3 front end: access keys")
+    s3s = s3.add_subparsers(dest="cmd", required=True)
+    keys = s3s.add_parser("keys", help="manage S3 access keys").add_subparsers(dest="keycmd", required=True)
+    add = keys.add_parser("add", help="add an access key (generated unless given)",
+                          epilog="example: ais s3 keys add   |   ais s3 keys add --access-key AKTRAINING0000000001")
+    add.add_argument("--access-key")
+    add.add_argument("--secret-key")
+    add.set_defaults(fn=cmd_s3_keys_add)
+    ls = keys.add_parser("ls", help="list access keys (never their secrets)", epilog="example: ais s3 keys ls --json")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(fn=cmd_s3_keys_ls)
+    rm = keys.add_parser("rm", help="remove an access key", epilog="example: ais s3 keys rm AKTRAINING0000000001")
+    rm.add_argument("key")
+    rm.set_defaults(fn=cmd_s3_keys_rm)
+    for p in (add, ls, rm):
+        p.add_argument("--endpoint", help="cluster endpoint (default: $AIS_ENDPOINT, else the local cluster)")
     return ap
 
 
@@ -80,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         sys.exit(args.fn(args))
-    except localcluster.ClusterError as exc:
+    except (localcluster.ClusterError, CommandError) as exc:
         print(f"ais: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
