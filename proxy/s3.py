@@ -102,12 +102,13 @@ def authenticate(request: web.Request, ctx: ProxyContext) -> None:
         return  # anonymous access
     if auth is None:
         raise s3e.AccessDenied("Anonymous access is not allowed: this cluster has S3 access keys")
-    if not isinstance(auth, sigv4.SigV4Auth):
-        raise s3e.AccessDenied("Signature Version 2 is not supported; sign requests with SigV4")
     secret = keys.get(auth.access_key)
     if secret is None:
         raise s3e.InvalidAccessKeyId("The AWS Access Key Id you provided does not exist in our records.")
-    sigv4.verify(auth, secret)
+    if isinstance(auth, sigv4.SigV4Auth):
+        sigv4.verify(auth, secret)
+    else:  # SigV2: boto3 still presigns with it by default
+        sigv4.verify_v2(auth, request.method, raw_path, raw_query, request.headers, secret)
 
 
 # --- service ----------------------------------------------------------------------------------

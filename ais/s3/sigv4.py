@@ -18,6 +18,7 @@ body goes through `ais.s3.chunked`, seeded with `signing_key()` and the request 
 
 from __future__ import annotations
 
+import base64
 import calendar
 import hashlib
 import hmac
@@ -425,3 +426,77 @@ def _parse_amz_date(value: str) -> int | None:
 
 def _hmac_hex(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# --- SigV2 (HMAC-SHA1): boto3 still presigns with it by default in us-east-1 -----------------
+
+# Subresources that are part of a SigV2 canonical resource (as botocore's HmacV1Auth lists them).
+_V2_SUBRESOURCES = frozenset({
+    "accelerate", "acl", "cors", "defaultObjectAcl", "location", "logging", "partNumber", "policy",
+    "requestPayment", "torrent", "versioning", "versionId", "versions", "website", "uploads", "uploadId",
+    "response-content-type", "response-content-language", "response-expires", "response-cache-control",
+    "response-content-disposition", "response-content-encoding", "delete", "lifecycle", "tagging", "restore",
+    "storageClass", "notification", "replication", "analytics", "metrics", "inventory", "select", "select-type",
+    "object-lock"})
+
+
+def _v2_resource(raw_path: str, raw_query: str) -> str:
+    pairs = [p.split("=", 1) for p in raw_query.split("&") if p] if raw_query else []
+    kept = sorted(((p[0], None if len(p) == 1 else unquote_to_bytes(p[1]).decode("utf-8", "replace"))
+                   for p in pairs if p[0] in _V2_SUBRESOURCES), key=lambda kv: kv[0])
+    if not kept:
+        return raw_path
+    return raw_path + "?" + "&".join(k if v is None else f"{k}={v}" for k, v in kept)
+
+
+def _v2_paths(raw_path: str, mount: str) -> list[str]:
+    """The resource paths a SigV2 signer may have used for this request.
+
+    botocore signs the bucket/key path without the endpoint's own path prefix (our `/s3`),
+    with a trailing slash for a bucket; others sign the path as sent. All name the same
+    bucket or object, so accepting each widens nothing.
+    """
+    paths = [raw_path]
+    if mount and raw_path.startswith(mount + "/"):
+        inner = raw_path[len(mount):]
+        paths.append(inner)
+        if inner.count("/") == 1:  # a bucket: "/b" -> "/b/"
+            paths.append(inner + "/")
+    return paths
+
+
+def verify_v2(auth: SigV2Auth, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str],
+              secret_key: str, now: float | None = None, mount: str = "/s3") -> None:
+    """Check a SigV2 signature (header `AWS AK:sig` or presigned `Signature`/`Expires`)."""
+    now = time.time() if now is None else now
+    lowered = _lower_headers(headers)
+    query = _query_dict(raw_query)
+
+    def first(name: str) -> str:
+        if auth.is_presigned and name in query:
+            return query[name]
+        return lowered.get(name, [""])[0].strip()
+    amz = {k: ",".join(v.strip() for v in vals) for k, vals in lowered.items() if k.startswith("x-amz-")}
+    if auth.is_presigned:
+        amz.update({k.lower(): v for k, v in query.items() if k.lower().startswith("x-amz-")})
+        try:
+            expires = int(query.get("Expires", ""))
+        except ValueError:
+            raise AccessDenied("Query-string authentication requires the Expires parameter") from None
+        if now > expires:
+            raise RequestExpired()
+        date = str(expires)
+    else:
+        date = "" if "x-amz-date" in amz else first("date")
+        stamp = parsedate_tz(date or amz.get("x-amz-date", ""))
+        if stamp is None or abs(calendar.timegm(stamp[:9]) - (stamp[9] or 0) - now) > MAX_SKEW_S:
+            raise RequestTimeTooSkewed()
+    lines = [method.upper(), first("content-md5"), first("content-type"), date]
+    lines += [f"{k}:{amz[k]}" for k in sorted(amz)]
+    head = "\n".join(lines) + "\n"
+    for path in _v2_paths(raw_path, mount):
+        string_to_sign = head + _v2_resource(path, raw_query)
+        expected = base64.b64encode(hmac.new(secret_key.encode(), string_to_sign.encode("utf-8"), hashlib.sha1).digest())
+        if hmac.compare_digest(expected, auth.signature.encode()):
+            return
+    raise SignatureDoesNotMatch(details={"StringToSign": head + _v2_resource(raw_path, raw_query)})

@@ -53,6 +53,21 @@ def test_keys_enforce_sigv4_on_every_proxy(make_cluster) -> None:  # type: ignor
         url = s3.generate_presigned_url("list_objects_v2", Params={"Bucket": f"authb-{ep[-5:]}"}, ExpiresIn=60)
         assert requests.get(url, timeout=10).status_code == 200
         assert requests.get(url.replace("list-type=2", "list-type=2&prefix=x"), timeout=10).status_code == 403
+    # SigV2: boto3's default presigning in us-east-1, and header-signed requests
+    v2 = boto3.client("s3", endpoint_url=f"{p0}/s3", aws_access_key_id=AK, aws_secret_access_key=SK,
+                      region_name="us-east-1", config=Config(signature_version="s3", s3={"addressing_style": "path"}))
+    assert f"authb-{p0[-5:]}" in [b["Name"] for b in v2.list_buckets()["Buckets"]]
+    url = boto3.client("s3", endpoint_url=f"{p0}/s3", aws_access_key_id=AK, aws_secret_access_key=SK,
+                       region_name="us-east-1").generate_presigned_url(
+        "list_objects_v2", Params={"Bucket": f"authb-{p0[-5:]}"}, ExpiresIn=60)
+    assert "Signature=" in url and requests.get(url, timeout=10).status_code == 200
+    assert requests.get(url.replace("list-type=2", "list-type=1"), timeout=10).status_code == 200  # not signed
+    assert requests.get(url.replace(f"authb-{p0[-5:]}", "other"), timeout=10).status_code == 403
+    with pytest.raises(ClientError) as e:
+        boto3.client("s3", endpoint_url=f"{p0}/s3", aws_access_key_id=AK, aws_secret_access_key="nope-nope-nope-nope",
+                     region_name="us-east-1",
+                     config=Config(signature_version="s3", s3={"addressing_style": "path"})).list_buckets()
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     # keys survive a restart of the primary
     c.restart("p0")
     assert AK in _ais(p0, "ls").stdout
