@@ -70,6 +70,10 @@ class S3Section:
     # "ACCESS_KEY:SECRET" entries accepted besides the keys managed with `ais s3 keys`;
     # with any key configured, S3 requests must carry a valid SigV4 signature.
     access_keys: tuple[str, ...] = ()
+    # also serve S3 at the root (`/bucket/key`) for clients that cannot take a path prefix
+    # (the minio SDK); native routes (/v1, /metrics) keep priority, so buckets named `v1`,
+    # `metrics` or `s3` are reachable at /s3 only
+    root: bool = True
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,8 @@ class Listener:
     def __init__(self, app: web.Application, host: str, port: int, *, shutdown_s: float,
                  max_header_bytes: int = 16384) -> None:
         self.app, self.host, self.port = app, host, port
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+        # auto_decompress=False: object bodies are stored as sent (Content-Encoding: gzip included)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
                                      shutdown_timeout=shutdown_s,
                                      max_field_size=max_header_bytes, max_line_size=max_header_bytes)
 

@@ -51,6 +51,8 @@ def build_public_app(ctx: ProxyContext, primary: membership.Primary) -> web.Appl
     r.add_get("/v1/cluster", cluster.get_cluster, allow_head=False)
     r.add_put("/v1/cluster", cluster.put_cluster)
     _add_common(app, ctx)
+    if ctx.cfg.s3.root:
+        s3.add_routes(app, mount="")  # last: every native route keeps priority
     return app
 
 

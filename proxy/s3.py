@@ -13,7 +13,7 @@ import base64
 import binascii
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import quote, unquote
 from xml.etree import ElementTree
 
@@ -21,12 +21,12 @@ import aiohttp
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import AisError, BucketNotFound, ServiceUnavailable
+from ais.errors import AisError, BucketNotFound, NotFound, ServiceUnavailable
 from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import errors as s3e
 from ais.s3 import sigv4
-from ais.s3.web import element, text, xml_response
+from ais.s3.web import element, render_s3_error, text, xml_response
 from ais.web import STREAMING, read_body
 from proxy.buckets import PRIMARY, create_bucket, merged_page
 from proxy.context import CTX, ProxyContext
@@ -93,6 +93,10 @@ def secrets(ctx: ProxyContext) -> dict[str, str]:
     return keys
 
 
+def _mount(request: web.Request) -> str:
+    return "/s3" if request.path == "/s3" or request.path.startswith("/s3/") else ""
+
+
 def authenticate(request: web.Request, ctx: ProxyContext) -> None:
     """Always parse SigV4 (header or presigned); verify it when the cluster has access keys."""
     raw_path, _, raw_query = request.raw_path.partition("?")
@@ -108,7 +112,7 @@ def authenticate(request: web.Request, ctx: ProxyContext) -> None:
     if isinstance(auth, sigv4.SigV4Auth):
         sigv4.verify(auth, secret)
     else:  # SigV2: boto3 still presigns with it by default
-        sigv4.verify_v2(auth, request.method, raw_path, raw_query, request.headers, secret)
+        sigv4.verify_v2(auth, request.method, raw_path, raw_query, request.headers, secret, mount=_mount(request))
 
 
 # --- service ----------------------------------------------------------------------------------
@@ -364,7 +368,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     authenticate(request, ctx)
     bck = _existing(ctx, _bucket(request))
     raw_path, _, raw_query = request.raw_path.partition("?")
-    key = unquote(raw_path.split("/", 3)[3]) if raw_path.count("/") >= 3 else ""
+    key = _raw_key(raw_path, _mount(request))
     try:
         names.check_object_name(key)
     except AisError as exc:
@@ -379,7 +383,8 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     data = _body(request) if request.body_exists else None
     if data is None:
         headers.pop("Content-Length", None)
-    url = f"{owner.public_url}{raw_path}" + (f"?{raw_query}" if raw_query else "")
+    # targets serve the S3 object API at /s3, whichever mount the client used
+    url = f"{owner.public_url}/s3{raw_path[len(_mount(request)):]}" + (f"?{raw_query}" if raw_query else "")
     try:
         async with ctx.http.session.request(request.method, url, data=data, headers=headers,
                                             timeout=ctx.http.data_timeout(), allow_redirects=False,
@@ -401,15 +406,41 @@ async def object_op(request: web.Request) -> web.StreamResponse:
         raise ServiceUnavailable(f"target {owner.display} is unreachable: {exc}") from exc
 
 
-def add_routes(app: web.Application) -> None:
+def _raw_key(raw_path: str, mount: str) -> str:
+    """The object key from the raw path (`<mount>/<bucket>/<key>`), percent-decoded once."""
+    parts = raw_path[len(mount):].split("/", 2)
+    return unquote(parts[2]) if len(parts) == 3 else ""
+
+
+_RESERVED_AT_ROOT = {"v1", "metrics", "s3"}
+
+
+def _s3_errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """S3 XML errors wherever the S3 API is mounted (at /s3 and at the root)."""
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        first = request.path.split("/", 2)[1]
+        if first in _RESERVED_AT_ROOT and _mount(request) == "" and first != "s3":
+            raise NotFound(f"no such route: {request.method} {request.path}")  # a native path: native error
+        try:
+            return await handler(request)
+        except AisError as exc:
+            if request.get(STREAMING):
+                raise
+            return render_s3_error(request, exc)
+    return wrapped
+
+
+def add_routes(app: web.Application, mount: str = "/s3") -> None:
+    """Mount the S3 API at `mount` ("" = the root; register it after the native routes)."""
     r = app.router
-    r.add_get("/s3", list_buckets, allow_head=False)
-    r.add_get("/s3/", list_buckets, allow_head=False)
-    for path in ("/s3/{bucket}", "/s3/{bucket}/"):
+    r.add_get(mount or "/", _s3_errors(list_buckets), allow_head=False)
+    if mount:
+        r.add_get(mount + "/", _s3_errors(list_buckets), allow_head=False)
+    for path in (mount + "/{bucket}", mount + "/{bucket}/"):
         for method in ("GET", "PUT", "HEAD", "DELETE", "POST"):
-            r.add_route(method, path, bucket_op)
+            r.add_route(method, path, _s3_errors(bucket_op))
     for method in ("GET", "PUT", "HEAD", "DELETE", "POST"):
-        r.add_route(method, "/s3/{bucket}/{key:.+}", object_op)
+        r.add_route(method, mount + "/{bucket}/{key:.+}", _s3_errors(object_op))
 
 
 __all__ = ["add_routes", "s3_listing", "text"]

@@ -22,8 +22,9 @@ from ais.errors import BadRequest, ServiceUnavailable
 from ais.intra import IntraClient
 from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_handler
 from ais.metrics import NodeMetrics
+from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
-from target import jobs, listing, objects
+from target import jobs, listing, objects, s3
 from target.context import CTX, TargetContext
 from target.fs.mountpaths import Mountpaths
 
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def build_public_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Application:
-    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics),
+    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics,
+                                                  renderers={"/s3": render_s3_error}),
                           client_max_size=apc.MAX_CONTROL_BODY_BYTES)
     app[CTX] = ctx
     app[jobs.JOBS] = registry
@@ -42,6 +44,12 @@ def build_public_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appl
     app.router.add_delete(obj, objects.delete_object)
     app.router.add_post(obj, objects.post_object)
     app.router.add_patch(obj, objects.patch_object)
+    s3obj = "/s3/{bucket}/{key:.+}"  # object-level S3, streamed here by a proxy
+    app.router.add_get(s3obj, s3.get_object, allow_head=False)
+    app.router.add_head(s3obj, s3.head_object)
+    app.router.add_put(s3obj, s3.put_object)
+    app.router.add_delete(s3obj, s3.delete_object)
+    app.router.add_post(s3obj, s3.post_object)
     _add_common(app, ctx)
     return app
 
@@ -56,6 +64,7 @@ def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appli
     app.router.add_post("/v1/jobs", jobs.start_job)
     app.router.add_get("/v1/jobs", jobs.get_jobs)
     app.router.add_delete("/v1/jobs", jobs.abort_job)
+    app.router.add_get("/v1/s3/uploads/{bucket}", s3.list_uploads)
     _add_common(app, ctx)
     return app
 

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import time
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping, Protocol, Sequence
 
 import xxhash
 from aiohttp import web
@@ -255,18 +255,43 @@ async def head_object(request: web.Request) -> web.StreamResponse:
 
 # --- PUT ------------------------------------------------------------------------------------
 
-class _Received:
-    __slots__ = ("size", "hasher")
+class Received:
+    """What streaming a body into a work file produced.
 
-    def __init__(self) -> None:
-        self.size = 0
+    `decode` (e.g. an aws-chunked decoder) turns received bytes into stored bytes, and each of
+    `extra` (e.g. MD5 for an S3 ETag) hashes the stored bytes, all in the pool hop that writes
+    them, so a front end adds no hops of its own.
+    """
+
+    __slots__ = ("size", "raw_size", "hasher", "decode", "extra")
+
+    def __init__(self, decode: Callable[[bytes], bytes] | None = None, extra: Sequence[Hasher] = ()) -> None:
+        self.size = 0          # bytes written
+        self.raw_size = 0      # bytes received (differs from `size` only with `decode`)
         self.hasher = xxhash.xxh64()
+        self.decode = decode
+        self.extra = tuple(extra)
 
 
-def _write_chunks(f: Any, chunks: list[bytes], rec: _Received) -> None:
-    """One pool hop: checksum and write a batch with writev, finishing partial writes."""
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+_MAX_IOVECS = 256  # well under IOV_MAX (1024): a batch of tiny reads is joined first
+
+
+def _write_chunks(f: Any, chunks: list[bytes], rec: Received) -> None:
+    """One pool hop: decode, checksum and write a batch with writev, finishing partial writes."""
+    rec.raw_size += sum(len(c) for c in chunks)
+    if rec.decode is not None:
+        chunks = [d for d in map(rec.decode, chunks) if d]
+    if len(chunks) > _MAX_IOVECS:
+        chunks = [b"".join(chunks)]
     for c in chunks:
         rec.hasher.update(c)
+        for h in rec.extra:
+            h.update(c)
+        rec.size += len(c)
     fd = f.fileno()
     views = [memoryview(c) for c in chunks]
     while views:
@@ -297,11 +322,11 @@ def _unlink_quiet(path: str) -> None:
         pass
 
 
-async def _body_chunks(request: web.Request, size_hint: int) -> AsyncIterator[list[bytes]]:
-    """Group the request body into ~size_hint batches so each pool hop writes a lot."""
+async def batches(chunks: AsyncIterator[bytes], size_hint: int) -> AsyncIterator[list[bytes]]:
+    """Group a byte stream into ~size_hint batches so each pool hop writes a lot."""
     batch: list[bytes] = []
     pending = 0
-    async for chunk in request.content.iter_chunked(256 << 10):
+    async for chunk in chunks:
         batch.append(chunk)
         pending += len(chunk)
         if pending >= size_hint:
@@ -311,30 +336,37 @@ async def _body_chunks(request: web.Request, size_hint: int) -> AsyncIterator[li
         yield batch
 
 
-async def receive_body(request: web.Request, ctx: TargetContext, mp: str, work: str, *, append: bool = False) -> _Received:
-    """Stream the request body into `work`: checksum on the way, fsync at the end.
+async def write_work(ctx: TargetContext, mp: str, work: str, source: AsyncIterator[list[bytes]], rec: Received, *,
+                     append: bool = False, expected_bytes: int | None = None) -> None:
+    """Stream batches into `work`: checksum on the way, fsync at the end.
 
-    On any failure (client gone, disk error, cancel) the work file is removed.
+    `expected_bytes` is checked against the bytes received. On any failure (source gone, disk
+    error, cancel) the work file is removed.
     """
-    rec = _Received()
     f = await ctx.mountpaths.run(mp, _open_work, work, append)
     try:
-        async for batch in _body_chunks(request, ctx.cfg.target.write_buffer_bytes):
+        async for batch in source:
             await ctx.mountpaths.run(mp, _write_chunks, f, batch, rec)
-            rec.size += sum(len(c) for c in batch)
-        expected = request.content_length
-        if expected is not None and rec.size != expected and not append:
-            raise BadRequest(f"body ended after {rec.size} of {expected} bytes")
+        if expected_bytes is not None and rec.raw_size != expected_bytes:
+            raise BadRequest(f"body ended after {rec.raw_size} of {expected_bytes} bytes")
         await ctx.mountpaths.run(mp, _finish_work, f, ctx.cfg.target.fsync)
     except BaseException:
         f.close()
         await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
         raise
+
+
+async def receive_body(request: web.Request, ctx: TargetContext, mp: str, work: str, *, append: bool = False,
+                       rec: Received | None = None) -> Received:
+    """Stream the request body into `work` (see `write_work`); `rec` may bring a decoder and extra hashers."""
+    rec = Received() if rec is None else rec
+    await write_work(ctx, mp, work, batches(request.content.iter_chunked(256 << 10), ctx.cfg.target.write_buffer_bytes),
+                     rec, append=append, expected_bytes=None if append else request.content_length)
     ctx.metrics.bytes_in.labels(verb="PUT").inc(rec.size)
     return rec
 
 
-def _check_client_checksum(request: web.Request, rec: _Received, cname: str) -> None:
+def _check_client_checksum(request: web.Request, rec: Received, cname: str) -> None:
     ctype = request.headers.get(apc.HDR_CHECKSUM_TYPE, "")
     cval = request.headers.get(apc.HDR_CHECKSUM_VALUE, "")
     if not ctype or not cval or ctype == "none":
@@ -442,18 +474,25 @@ def _mpu_dir(ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> tuple
     return mp, ctx.mountpaths.mpu_dir(mp, upload_id)
 
 
-def _mpu_create(d: str, uname: str) -> None:
+def _mpu_create(d: str, uname: str, extra: Mapping[str, Any] | None = None) -> None:
+    """Blocking: the upload's directory and its `upload.json` (`extra`: front-end state, e.g. S3 metadata)."""
     os.makedirs(d)
     with open(f"{d}/upload.json", "w", encoding="utf-8") as f:
-        json.dump({"uname": uname, "created_ns": time.time_ns()}, f)
+        json.dump({**(extra or {}), "uname": uname, "created_ns": time.time_ns()}, f)
+
+
+def _mpu_load(d: str, uname: str) -> dict[str, Any] | None:
+    """Blocking: the upload's `upload.json` when it exists and belongs to `uname`."""
+    try:
+        with open(f"{d}/upload.json", encoding="utf-8") as f:
+            doc = json.load(f)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("uname") == uname else None
 
 
 def _mpu_check(d: str, uname: str) -> bool:
-    try:
-        with open(f"{d}/upload.json", encoding="utf-8") as f:
-            return bool(json.load(f).get("uname") == uname)
-    except (FileNotFoundError, ValueError):
-        return False
+    return _mpu_load(d, uname) is not None
 
 
 async def _mpu_require(ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> tuple[str, str]:
