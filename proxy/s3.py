@@ -97,13 +97,17 @@ def _mount(request: web.Request) -> str:
     return "/s3" if request.path == "/s3" or request.path.startswith("/s3/") else ""
 
 
-def authenticate(request: web.Request, ctx: ProxyContext) -> None:
-    """Always parse SigV4 (header or presigned); verify it when the cluster has access keys."""
+def authenticate(request: web.Request, ctx: ProxyContext) -> dict[str, str]:
+    """Always parse SigV4 (header or presigned); verify it when the cluster has access keys.
+
+    Returns the headers that let the owning target verify aws-chunked chunk signatures of a
+    verified request (the derived signing key, never the secret); empty otherwise.
+    """
     raw_path, _, raw_query = request.raw_path.partition("?")
     auth = sigv4.parse(request.method, raw_path, raw_query, request.headers)
     keys = secrets(ctx)
     if not keys:
-        return  # anonymous access
+        return {}  # anonymous access
     if auth is None:
         raise s3e.AccessDenied("Anonymous access is not allowed: this cluster has S3 access keys")
     secret = keys.get(auth.access_key)
@@ -111,8 +115,14 @@ def authenticate(request: web.Request, ctx: ProxyContext) -> None:
         raise s3e.InvalidAccessKeyId("The AWS Access Key Id you provided does not exist in our records.")
     if isinstance(auth, sigv4.SigV4Auth):
         sigv4.verify(auth, secret)
-    else:  # SigV2: boto3 still presigns with it by default
-        sigv4.verify_v2(auth, request.method, raw_path, raw_query, request.headers, secret, mount=_mount(request))
+        if auth.payload_hash in (sigv4.STREAMING_PAYLOAD, sigv4.STREAMING_PAYLOAD_TRAILER):
+            key = sigv4.signing_key(secret, auth.date, auth.region, auth.service)
+            return {"Ais-S3-Signing-Key": key.hex(), "Ais-S3-Seed-Signature": auth.signature,
+                    "Ais-S3-Scope": auth.scope, "Ais-S3-Amz-Date": auth.amz_date}
+        return {}
+    # SigV2: boto3 still presigns with it by default
+    sigv4.verify_v2(auth, request.method, raw_path, raw_query, request.headers, secret, mount=_mount(request))
+    return {}
 
 
 # --- service ----------------------------------------------------------------------------------
@@ -365,7 +375,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     """Stream the request to the owning target and its answer back (constant memory)."""
     # 1. request: bucket and key
     ctx = request.app[CTX]
-    authenticate(request, ctx)
+    verified = authenticate(request, ctx)
     bck = _existing(ctx, _bucket(request))
     raw_path, _, raw_query = request.raw_path.partition("?")
     key = _raw_key(raw_path, _mount(request))
@@ -378,8 +388,10 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     if owner is None:
         raise ServiceUnavailable("the cluster has no active targets")
     # 3. forward: the body streams through, the answer streams back
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    headers = {k: v for k, v in request.headers.items()
+               if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("ais-s3-")}  # never trust a client's
     headers.update(ctx.http.headers())
+    headers.update(verified)
     data = _body(request) if request.body_exists else None
     if data is None:
         headers.pop("Content-Length", None)

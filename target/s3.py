@@ -375,15 +375,41 @@ def _decoded_length(value: str | None) -> int | None:
     return int(text)
 
 
+# Set by a proxy that verified the request's seed signature (it strips client-sent copies):
+# the derived signing key (never the secret) lets the target check the chunk signatures.
+HDR_SIGNING_KEY = "Ais-S3-Signing-Key"
+HDR_SEED = "Ais-S3-Seed-Signature"
+HDR_SCOPE = "Ais-S3-Scope"
+HDR_AMZ_DATE = "Ais-S3-Amz-Date"
+
+
 def _chunked_decoder(headers: Mapping[str, str]) -> ChunkedDecoder | None:
-    """An aws-chunked decoder when the body is framed (signatures are not checked here)."""
+    """An aws-chunked decoder when the body is framed; it verifies chunk signatures when the
+    proxy passed the signing key of a verified request."""
     mode = headers.get("x-amz-content-sha256", "")
     if mode not in sigv4.STREAMING_MODES:
         if "aws-chunked" not in headers.get("Content-Encoding", "").lower():
             return None
         mode = sigv4.STREAMING_UNSIGNED_TRAILER
-    return ChunkedDecoder(mode, declared_trailer=headers.get("x-amz-trailer"),
+    key_hex = headers.get(HDR_SIGNING_KEY, "")
+    signing = None
+    if key_hex and mode in (sigv4.STREAMING_PAYLOAD, sigv4.STREAMING_PAYLOAD_TRAILER):
+        try:
+            signing = bytes.fromhex(key_hex)
+        except ValueError:
+            raise InvalidArgument("malformed signing key from the proxy") from None
+    return ChunkedDecoder(mode, seed_signature=headers.get(HDR_SEED) if signing else None, signing_key=signing,
+                          amz_date=headers.get(HDR_AMZ_DATE, ""), scope=headers.get(HDR_SCOPE, ""),
+                          declared_trailer=headers.get("x-amz-trailer"),
                           decoded_length=_decoded_length(headers.get("x-amz-decoded-content-length")))
+
+
+def _payload_sha256(headers: Mapping[str, str]) -> str | None:
+    """The declared SHA-256 of a non-streaming body (it is covered by the signature)."""
+    value = headers.get("x-amz-content-sha256", "").strip().lower()
+    if len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value
+    return None
 
 
 def _declared_checksums(headers: Mapping[str, str], required: str) -> list[tuple[Checksum, str | None]]:
@@ -412,11 +438,16 @@ async def _receive(request: web.Request, ctx: TargetContext, mp: str, work: str,
     decoder = _chunked_decoder(request.headers)
     declared = _declared_checksums(request.headers, required)
     md5 = hashlib.md5(usedforsecurity=False)
-    rec = Received(decode=None if decoder is None else decoder.feed, extra=[md5, *(c for c, _ in declared)])
+    declared_sha = _payload_sha256(request.headers) if decoder is None else None
+    sha = hashlib.sha256() if declared_sha else None
+    extra: list[Any] = [md5, *(c for c, _ in declared)] + ([sha] if sha is not None else [])
+    rec = Received(decode=None if decoder is None else decoder.feed, extra=extra)
     await receive_body(request, ctx, mp, work, rec=rec)
     try:
         if decoder is not None:
             decoder.finish()
+        if sha is not None and declared_sha is not None:
+            sigv4.check_payload_sha256_hex(declared_sha, sha.hexdigest())
         if content_md5 is not None:
             check_content_md5(content_md5, md5.digest())
         for checksum, expected in declared:

@@ -500,3 +500,10 @@ def verify_v2(auth: SigV2Auth, method: str, raw_path: str, raw_query: str, heade
         if hmac.compare_digest(expected, auth.signature.encode()):
             return
     raise SignatureDoesNotMatch(details={"StringToSign": head + _v2_resource(raw_path, raw_query)})
+
+
+def check_payload_sha256_hex(declared: str, actual: str) -> None:
+    """The body's SHA-256 must be the one the client declared (and signed)."""
+    if not hmac.compare_digest(declared.lower(), actual.lower()):
+        raise XAmzContentSHA256Mismatch(details={"ClientComputedContentSHA256": declared,
+                                                 "S3ComputedContentSHA256": actual})
