@@ -74,6 +74,9 @@ class S3Section:
     # (the minio SDK); native routes (/v1, /metrics) keep priority, so buckets named `v1`,
     # `metrics` or `s3` are reachable at /s3 only
     root: bool = True
+    # virtual-host style: a Host of `<bucket>.<domain>` (e.g. `imgs.s3.local`) addresses the bucket
+    # and the path is the key; empty = path style only
+    virtual_host_domain: str = ""
 
 
 @dataclass(frozen=True)

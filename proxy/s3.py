@@ -44,8 +44,22 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
                "transfer-encoding", "upgrade", "host", "expect"}
 
 
+_VHOST = "s3.vhost"  # request key: the bucket named by a virtual-host Host header
+
+
+def _vhost_bucket(request: web.Request, domain: str) -> str | None:
+    """`imgs` for `Host: imgs.s3.local[:port]` under domain `s3.local`; None otherwise."""
+    if not domain:
+        return None
+    host = request.host.rsplit(":", 1)[0].lower() if not request.host.startswith("[") else ""
+    suffix = "." + domain.lower().strip(".")
+    if host.endswith(suffix) and len(host) > len(suffix):
+        return host[: -len(suffix)]
+    return None
+
+
 def _bucket(request: web.Request) -> Bucket:
-    name = request.match_info["bucket"]
+    name = request.get(_VHOST) or request.match_info["bucket"]
     try:
         return names.make_bucket(name)
     except AisError as exc:
@@ -94,6 +108,8 @@ def secrets(ctx: ProxyContext) -> dict[str, str]:
 
 
 def _mount(request: web.Request) -> str:
+    if request.get(_VHOST):
+        return ""
     return "/s3" if request.path == "/s3" or request.path.startswith("/s3/") else ""
 
 
@@ -378,7 +394,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     verified = authenticate(request, ctx)
     bck = _existing(ctx, _bucket(request))
     raw_path, _, raw_query = request.raw_path.partition("?")
-    key = _raw_key(raw_path, _mount(request))
+    key = unquote(raw_path[1:]) if request.get(_VHOST) else _raw_key(raw_path, _mount(request))
     try:
         names.check_object_name(key)
     except AisError as exc:
@@ -396,7 +412,8 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     if data is None:
         headers.pop("Content-Length", None)
     # targets serve the S3 object API at /s3, whichever mount the client used
-    url = f"{owner.public_url}/s3{raw_path[len(_mount(request)):]}" + (f"?{raw_query}" if raw_query else "")
+    inner = f"/{bck.name}{raw_path}" if request.get(_VHOST) else raw_path[len(_mount(request)):]
+    url = f"{owner.public_url}/s3{inner}" + (f"?{raw_query}" if raw_query else "")
     try:
         async with ctx.http.session.request(request.method, url, data=data, headers=headers,
                                             timeout=ctx.http.data_timeout(), allow_redirects=False,
@@ -430,11 +447,17 @@ _RESERVED_AT_ROOT = {"v1", "metrics", "s3"}
 def _s3_errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """S3 XML errors wherever the S3 API is mounted (at /s3 and at the root)."""
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        first = request.path.split("/", 2)[1]
-        if first in _RESERVED_AT_ROOT and _mount(request) == "" and first != "s3":
-            raise NotFound(f"no such route: {request.method} {request.path}")  # a native path: native error
+        fn = handler
+        vhost = _vhost_bucket(request, request.app[CTX].cfg.s3.virtual_host_domain)
+        if vhost is not None:  # the Host names the bucket; the whole path is the key
+            request[_VHOST] = vhost
+            fn = bucket_op if request.path == "/" else object_op
+        else:
+            first = request.path.split("/", 2)[1]
+            if first in _RESERVED_AT_ROOT and _mount(request) == "" and first != "s3":
+                raise NotFound(f"no such route: {request.method} {request.path}")  # a native path: native error
         try:
-            return await handler(request)
+            return await fn(request)
         except AisError as exc:
             if request.get(STREAMING):
                 raise
@@ -442,10 +465,21 @@ def _s3_errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) 
     return wrapped
 
 
+async def _root(request: web.Request) -> web.StreamResponse:
+    if request.method != "GET":
+        raise s3e.S3MethodNotAllowed(f"{request.method} / needs a bucket")
+    return await list_buckets(request)
+
+
 def add_routes(app: web.Application, mount: str = "/s3") -> None:
     """Mount the S3 API at `mount` ("" = the root; register it after the native routes)."""
     r = app.router
-    r.add_get(mount or "/", _s3_errors(list_buckets), allow_head=False)
+    if mount:
+        r.add_get(mount, _s3_errors(list_buckets), allow_head=False)
+    else:  # "/" lists buckets, or is the bucket itself under a virtual-host Host
+        r.add_get("/", _s3_errors(_root), allow_head=False)
+        for method in ("PUT", "HEAD", "DELETE", "POST"):
+            r.add_route(method, "/", _s3_errors(_root))
     if mount:
         r.add_get(mount + "/", _s3_errors(list_buckets), allow_head=False)
     for path in (mount + "/{bucket}", mount + "/{bucket}/"):

@@ -177,7 +177,9 @@ def fetch_json(url: str, timeout: float = 3.0) -> Any:
         return None
 
 
-def up(root: str, proxies: int, targets: int, mountpaths: int, base_port: int, fsync: bool = True) -> ClusterSpec:
+def up(root: str, proxies: int, targets: int, mountpaths: int, base_port: int, fsync: bool = True,
+       env: dict[str, str] | None = None) -> ClusterSpec:
+    """Start (or resume) the cluster in `root`; `env` adds AIS_* overrides for every node."""
     root = os.path.abspath(root)
     os.makedirs(root, exist_ok=True)
     spec = ClusterSpec.load(root)
@@ -187,7 +189,7 @@ def up(root: str, proxies: int, targets: int, mountpaths: int, base_port: int, f
     # primary first (it creates the cluster), then everyone else
     for node in spec.nodes:
         if node not in running:
-            start_node(spec, node)
+            start_node(spec, node, env)
     spec.save()
     wait_ready(spec)
     return spec

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 import socket
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -43,12 +43,14 @@ def free_base_port(count: int) -> int:
 
 
 class Cluster:
-    def __init__(self, root: str, proxies: int = 1, targets: int = 3, mountpaths: int = 2, fsync: bool = True) -> None:
+    def __init__(self, root: str, proxies: int = 1, targets: int = 3, mountpaths: int = 2, fsync: bool = True,
+                 env: dict[str, str] | None = None) -> None:
         nodes = proxies + targets
         self.root = root
+        self.env = env or {}
         try:
             self.spec: ClusterSpec = localcluster.up(root, proxies, targets, mountpaths,
-                                                     free_base_port(2 * nodes), fsync=fsync)
+                                                     free_base_port(2 * nodes), fsync=fsync, env=self.env)
         except BaseException:
             localcluster.down(root)  # never leave half a cluster running
             raise
@@ -75,13 +77,13 @@ class Cluster:
     def restart(self, name: str) -> None:
         node = self.node(name)
         localcluster.stop_node(self.spec, node)
-        localcluster.start_node(self.spec, node)
+        localcluster.start_node(self.spec, node, self.env)
         self.spec.save()
         localcluster.wait_ready(self.spec)
 
     def restart_all(self) -> None:
         localcluster.down(self.root)
-        self.spec = localcluster.up(self.root, 0, 0, 0, 0)
+        self.spec = localcluster.up(self.root, 0, 0, 0, 0, env=self.env)
 
     def down(self) -> None:
         localcluster.down(self.root)
@@ -124,7 +126,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Cluster]]:
     mine: list[Cluster] = []
 
-    def make(**kw: int | bool) -> Cluster:
+    def make(**kw: Any) -> Cluster:
         c = Cluster(str(tmp_path_factory.mktemp("private")), **kw)  # type: ignore[arg-type]
         mine.append(c)
         _started.append(c)

@@ -113,3 +113,22 @@ def test_malformed_requests_get_s3_errors(cluster, bucket) -> None:  # type: ign
     r = requests.get(f"{cluster.endpoint}/s3/no-such-bucket-xyz", timeout=10)
     assert r.status_code == 404 and b"<Code>NoSuchBucket</Code>" in r.content
     assert r.headers["Content-Type"] == "application/xml" and r.headers["x-amz-request-id"]
+
+
+def test_virtual_host_style(make_cluster) -> None:  # type: ignore[no-untyped-def]
+    """`Host: <bucket>.<domain>` addresses the bucket; the path is the key."""
+    c = make_cluster(targets=2, mountpaths=1, env={"AIS_S3_VIRTUAL_HOST_DOMAIN": "s3.local"})
+    port = c.endpoint.rsplit(":", 1)[1]
+    host = {"Host": f"vhb.s3.local:{port}"}
+    assert requests.put(f"{c.endpoint}/s3/vhb", timeout=10).status_code == 200  # path style creates it
+    assert requests.put(f"{c.endpoint}/dir/obj.txt", data=b"virtual", headers=host, timeout=10).status_code == 200
+    r = requests.get(f"{c.endpoint}/dir/obj.txt", headers=host, timeout=10)
+    assert r.status_code == 200 and r.content == b"virtual"
+    listing = requests.get(f"{c.endpoint}/", params={"list-type": "2"}, headers=host, timeout=10)
+    assert listing.status_code == 200 and b"<Key>dir/obj.txt</Key>" in listing.content
+    assert requests.get(f"{c.endpoint}/s3/vhb/dir/obj.txt", timeout=10).content == b"virtual"  # path style too
+    assert requests.head(f"{c.endpoint}/", headers=host, timeout=10).status_code == 200  # HeadBucket
+    missing = requests.get(f"{c.endpoint}/x", headers={"Host": f"nope.s3.local:{port}"}, timeout=10)
+    assert missing.status_code == 404 and b"NoSuchBucket" in missing.content
+    # without the domain, the root is path-style S3 again
+    assert b"<Name>vhb</Name>" in requests.get(f"{c.endpoint}/", timeout=10).content
