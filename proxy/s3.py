@@ -425,7 +425,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
             await resp.prepare(request)
             request[STREAMING] = True
             if request.method != "HEAD":
-                async for chunk in up.content.iter_chunked(1 << 20):
+                async for chunk in up.content.iter_any():  # as received: read(n) would join (copy) chunks
                     await resp.write(chunk)
             await resp.write_eof()
             return resp
