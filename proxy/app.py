@@ -127,6 +127,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
 
 
 async def _cancel_tasks(ctx: ProxyContext) -> None:
+    ctx.relay_pool.shutdown(wait=False, cancel_futures=True)
     for task in list(ctx.tasks):
         task.cancel()
     for task in list(ctx.tasks):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -27,6 +28,9 @@ class ProxyContext:
     meta_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # serialises metadata changes (primary)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     finalizing: set[str] = field(default_factory=set)  # job IDs whose proxy-side finish is pending
+    # threads that splice large response bodies (each holds one relay for its duration)
+    relay_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="relay"))
 
     @property
     def smap(self) -> ClusterMap:

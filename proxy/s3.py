@@ -28,6 +28,7 @@ from ais.s3 import errors as s3e
 from ais.s3 import sigv4
 from ais.s3.web import element, render_s3_error, text, xml_response
 from ais.web import STREAMING, read_body
+from proxy import relay
 from proxy.buckets import PRIMARY, create_bucket, merged_page
 from proxy.context import CTX, ProxyContext
 
@@ -424,8 +425,8 @@ async def object_op(request: web.Request) -> web.StreamResponse:
                     resp.headers.add(name, value)
             await resp.prepare(request)
             request[STREAMING] = True
-            if request.method != "HEAD":
-                async for chunk in up.content.iter_any():  # as received: read(n) would join (copy) chunks
+            if request.method != "HEAD" and not await relay.try_splice(request, up, ctx.relay_pool, ctx.cfg.timeouts.data_read_s):
+                async for chunk in up.content.iter_any():
                     await resp.write(chunk)
             await resp.write_eof()
             return resp
