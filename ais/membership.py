@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ais import apc
 from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
-from ais.errors import BadMessage, Forbidden
+from ais.errors import BadMessage, Forbidden, ServiceUnavailable
 from ais.intra import IntraClient, PeerError
 from ais.web import read_json
 
@@ -240,3 +240,17 @@ class ClusterAgent:
             if resp and (resp.get("smap") or resp.get("bmd") or resp.get("s3keys")):
                 await self.store.apply_wire(resp)
             return
+
+
+def daemon_answer(what: str, store: MetaStore, me: Node, cfg_dict: Mapping[str, Any]) -> web.StreamResponse | None:
+    """`GET /v1/daemon?what=` answers every node gives alike (reference §1.6); None for the rest."""
+    if what in (apc.WHAT_SMAP, apc.WHAT_BMD):
+        doc = store.smap if what == apc.WHAT_SMAP else store.bmd
+        if doc is None:
+            raise ServiceUnavailable(f"{me.display} has no {'cluster map' if what == apc.WHAT_SMAP else 'bucket metadata'} yet")
+        return web.json_response(doc.to_wire())
+    if what == apc.WHAT_SNODE:
+        return web.json_response(me.to_wire())
+    if what in (apc.WHAT_CONFIG, apc.WHAT_CLUSTER_CONFIG):
+        return web.json_response(dict(cfg_dict))
+    return None

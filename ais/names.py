@@ -146,3 +146,13 @@ def parse_bool(value: str | None, what: str = "value") -> bool:
     if value in _TRUE:
         return True
     raise BadRequest(f"invalid boolean {value!r} for {what}")
+
+
+def base36(n: int) -> str:
+    """Lower-case base-36 of a non-negative int (AIStore's `utm` marker and ETag suffix)."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ais import apc
 from ais.errors import BadMessage, BadRequest, NotFound, NotImplementedErr, ServiceUnavailable, UnknownAction
+from ais.membership import daemon_answer
 from ais.web import ci_get, read_action, read_json
 from proxy.context import CTX, ProxyContext
 
@@ -18,14 +19,9 @@ from proxy.context import CTX, ProxyContext
 async def daemon(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     what = request.query.get(apc.Q_WHAT, "")
-    if what == apc.WHAT_SMAP:
-        return web.json_response(ctx.smap.to_wire())
-    if what == apc.WHAT_BMD:
-        return web.json_response(ctx.bmd.to_wire())
-    if what == apc.WHAT_SNODE:
-        return web.json_response(ctx.me.to_wire())
-    if what in (apc.WHAT_CONFIG, apc.WHAT_CLUSTER_CONFIG):
-        return web.json_response(ctx.cfg.to_dict())
+    common = daemon_answer(what, ctx.store, ctx.me, ctx.cfg.to_dict())
+    if common is not None:
+        return common
     if what == apc.WHAT_NODE_STATUS:
         return web.json_response({"snode": ctx.me.to_wire(), "uptime_ns": time.monotonic_ns() - ctx.started_ns,
                                   "is_primary": ctx.is_primary})

@@ -15,13 +15,6 @@ from ais.errors import NotImplementedErr, ServiceUnavailable
 from proxy.context import CTX
 
 
-def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while n:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-    return out or "0"
 
 
 async def redirect_object(request: web.Request) -> web.StreamResponse:
@@ -41,7 +34,7 @@ async def redirect_object(request: web.Request) -> web.StreamResponse:
     # 4. redirect with the proxy-ID and time markers
     # the raw (still percent-encoded) query: a decoded one would turn %23 into a fragment '#'
     path, _, raw_query = request.raw_path.partition("?")
-    marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_UTM}={_b36(time.time_ns())}"
+    marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_UTM}={names.base36(time.time_ns())}"
     query = f"{raw_query}&{marker}" if raw_query else marker
     status = 301 if request.method == "GET" else 307
     return web.Response(status=status, headers={"Location": f"{owner.public_url}{path}?{query}"})

@@ -20,7 +20,7 @@ from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.errors import BadRequest, ServiceUnavailable
 from ais.intra import IntraClient
-from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_handler
+from ais.membership import ClusterAgent, MetaStore, daemon_answer, load_or_create_id, metasync_handler
 from ais.metrics import NodeMetrics
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
@@ -77,14 +77,9 @@ def _add_common(app: web.Application, ctx: TargetContext) -> None:
 
     async def daemon(request: web.Request) -> web.StreamResponse:
         what = request.query.get(apc.Q_WHAT, "")
-        if what == apc.WHAT_SMAP:
-            return web.json_response(ctx.smap.to_wire())
-        if what == apc.WHAT_BMD:
-            return web.json_response(ctx.bmd.to_wire())
-        if what == apc.WHAT_SNODE:
-            return web.json_response(ctx.me.to_wire())
-        if what in (apc.WHAT_CONFIG, apc.WHAT_CLUSTER_CONFIG):
-            return web.json_response(ctx.cfg.to_dict())
+        common = daemon_answer(what, ctx.store, ctx.me, ctx.cfg.to_dict())
+        if common is not None:
+            return common
         if what == apc.WHAT_NODE_STATUS:
             return web.json_response(await node_status(ctx))
         raise BadRequest(f"unsupported 'what={what}' on a target")

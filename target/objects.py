@@ -75,17 +75,10 @@ def etag_of(meta: ObjectMeta) -> str:
     if meta.cksum_type == "md5" and meta.cksum_value:
         return meta.cksum_value
     if meta.cksum_value:
-        return f"v1-{meta.cksum_value}-{_b36(meta.mtime_ns)}"
+        return f"v1-{meta.cksum_value}-{names.base36(meta.mtime_ns)}"
     return ""
 
 
-def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while n:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-    return out or "0"
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

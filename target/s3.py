@@ -55,7 +55,7 @@ from ais.s3 import sigv4
 from ais.s3.checksums import (ALGORITHMS, Checksum, algorithm_from_header, check_content_md5, composite_checksum,
                               content_md5_digest, header_name, multipart_etag, normalize_algorithm,
                               part_md5_from_etag, verify_checksum)
-from ais.s3.chunked import ChunkedDecoder
+from ais.s3.chunked import ChunkedDecoder, decoded_length as _decoded_length
 from ais.s3.errors import (EntityTooSmall, InvalidArgument, InvalidBucketName, InvalidPart, InvalidPartOrder,
                            InvalidRange, InvalidRequest, MalformedXML, NoSuchKey, NoSuchUpload, PreconditionFailed,
                            S3Error, S3NotImplemented, error_class)
@@ -366,13 +366,6 @@ class _Body:
     checksums: dict[str, str] = field(default_factory=dict)  # x-amz-checksum-<alg> -> base64
 
 
-def _decoded_length(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip()
-    if not text.isascii() or not text.isdigit():
-        raise InvalidArgument(f"Invalid x-amz-decoded-content-length {value!r}.")
-    return int(text)
 
 
 # Set by a proxy that verified the request's seed signature (it strips client-sent copies):

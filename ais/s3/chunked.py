@@ -271,10 +271,10 @@ def decoder_for_request(auth: sigv4.SigV4Auth, headers: Mapping[str, str],
     return ChunkedDecoder(
         auth.payload_hash, seed_signature=auth.signature, signing_key=key, amz_date=auth.amz_date,
         scope=auth.scope, declared_trailer=lowered.get("x-amz-trailer"),
-        decoded_length=_decoded_length(lowered.get("x-amz-decoded-content-length")))
+        decoded_length=decoded_length(lowered.get("x-amz-decoded-content-length")))
 
 
-def _decoded_length(value: str | None) -> int | None:
+def decoded_length(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip()
