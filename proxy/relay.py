@@ -64,8 +64,14 @@ def _splice_all(src: int, dst: int, count: int, stall_s: float) -> None:
 
 
 def _socket_fd(transport: Any) -> int | None:
+    """A duplicate of the transport's socket fd, owned by the relay thread.
+
+    The loop may close its own fd the moment a peer hangs up, and the number can then be
+    reused by a new connection: a thread still writing to it would send this body to
+    someone else. A dup keeps the socket (and our number) until the thread closes it.
+    """
     sock = transport.get_extra_info("socket") if transport is not None else None
-    return sock.fileno() if sock is not None else None
+    return os.dup(sock.fileno()) if sock is not None else None
 
 
 async def try_splice(request: web.Request, up: aiohttp.ClientResponse, pool: Executor, stall_s: float) -> bool:
@@ -78,6 +84,9 @@ async def try_splice(request: web.Request, up: aiohttp.ClientResponse, pool: Exe
         return False
     src, dst = _socket_fd(conn.transport), _socket_fd(request.transport)
     if src is None or dst is None:
+        for fd in (src, dst):
+            if fd is not None:
+                os.close(fd)
         return False
     # Take what aiohttp buffered, THEN stop the loop reading the socket: draining the reader
     # may resume reading (flow control), so the pause must come last. No await in between,
@@ -86,12 +95,24 @@ async def try_splice(request: web.Request, up: aiohttp.ClientResponse, pool: Exe
     conn.transport.pause_reading()
     loop = asyncio.get_running_loop()
     try:
-        if buffered:
-            await loop.run_in_executor(pool, _send_all, dst, buffered, stall_s)
-        await loop.run_in_executor(pool, _splice_all, src, dst, length - len(buffered), stall_s)
+        await loop.run_in_executor(pool, _relay_then_close, src, dst, buffered, length - len(buffered), stall_s)
     finally:
         up.close()  # the client parser never saw the body: the connection cannot be reused
     return True
+
+
+def _relay_then_close(src: int, dst: int, buffered: bytes, count: int, stall_s: float) -> None:
+    """Blocking (pool thread): send the buffered head, splice the rest, close our fd dups.
+
+    The fds are closed here, by the thread that used them, even if the awaiting coroutine
+    was cancelled meanwhile."""
+    try:
+        if buffered:
+            _send_all(dst, buffered, stall_s)
+        _splice_all(src, dst, count, stall_s)
+    finally:
+        os.close(src)
+        os.close(dst)
 
 
 def _send_all(fd: int, data: bytes, stall_s: float) -> None:

@@ -23,6 +23,15 @@ _CHUNK = 1 << 20
 
 
 def _sendfile_blocking(sock_fd: int, file_fd: int, offset: int, count: int, stall_s: float) -> None:
+    """Send, then close both fds (dups owned by this thread: see send_file)."""
+    try:
+        _sendfile_loop(sock_fd, file_fd, offset, count, stall_s)
+    finally:
+        os.close(sock_fd)
+        os.close(file_fd)
+
+
+def _sendfile_loop(sock_fd: int, file_fd: int, offset: int, count: int, stall_s: float) -> None:
     poller = select.poll()
     poller.register(sock_fd, select.POLLOUT)
     while count > 0:
@@ -53,7 +62,11 @@ async def send_file(request: web.Request, resp: web.StreamResponse, f: BinaryIO,
     if count > 0 and sock is not None and transport.get_write_buffer_size() == 0 \
             and getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6) \
             and not request.secure:
-        await loop.run_in_executor(pool, _sendfile_blocking, sock.fileno(), f.fileno(), offset, count, stall_s)
+        # A dup, not the loop's fd: if the client hangs up, the loop closes its fd and the number
+        # may be reused by a new connection while this thread still writes (a cross-client leak).
+        # The same for the file, which the handler closes when it ends.
+        await loop.run_in_executor(pool, _sendfile_blocking, os.dup(sock.fileno()), os.dup(f.fileno()), offset,
+                                   count, stall_s)
         return
     # Copy path: pool reads, transport writes (with aiohttp's flow control).
     f.seek(offset)
