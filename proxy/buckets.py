@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import json
 import logging
 import os
 import uuid as uuidlib
 from typing import Any, Mapping
 
+import aiohttp
 import msgpack
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from ais.errors import (BadMessage, BadRequest, BucketExists, BucketNotFound, No
                         ServiceUnavailable, UnknownAction)
 from ais.names import Bucket
 from ais.web import ActionMsg, ci_get, read_action, read_body
+from proxy.cluster import job_snaps
 from proxy.context import CTX, ProxyContext
 from proxy.membership import Primary
 
@@ -48,7 +49,7 @@ def _bucket(request: web.Request, required: bool = True) -> Bucket | None:
     return names.make_bucket(name, q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
 
 
-async def _forward_to_primary(request: web.Request, ctx: ProxyContext, body: bytes) -> web.StreamResponse:
+async def forward_to_primary(request: web.Request, ctx: ProxyContext, body: bytes) -> web.StreamResponse:
     url = f"{ctx.smap.primary.public_url}{request.raw_path}"
     headers = ctx.http.headers({"Content-Type": apc.JSON})
     status, data, hdrs = await _raw_call(ctx, request.method, url, body, headers)
@@ -60,7 +61,6 @@ async def _forward_to_primary(request: web.Request, ctx: ProxyContext, body: byt
 
 
 async def _raw_call(ctx: ProxyContext, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, Mapping[str, str]]:
-    import aiohttp
     try:
         async with ctx.http.session.request(method, url, data=body, headers=headers,
                                             timeout=ctx.http.control_timeout(60), allow_redirects=False) as r:
@@ -222,7 +222,7 @@ async def _read_for_change(request: web.Request) -> tuple[ProxyContext, bytes, A
 async def post_bucket(request: web.Request) -> web.StreamResponse:
     ctx, body, msg = await _read_for_change(request)
     if msg is None:
-        return await _forward_to_primary(request, ctx, body)
+        return await forward_to_primary(request, ctx, body)
     bck = _bucket(request)
     assert bck is not None
     primary = request.app[PRIMARY]
@@ -272,7 +272,7 @@ def _merge_props(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str
 async def delete_bucket(request: web.Request) -> web.StreamResponse:
     ctx, body, msg = await _read_for_change(request)
     if msg is None:
-        return await _forward_to_primary(request, ctx, body)
+        return await forward_to_primary(request, ctx, body)
     bck = _bucket(request)
     assert bck is not None
     if msg.action != apc.ACT_DESTROY_BCK:
@@ -291,7 +291,7 @@ async def delete_bucket(request: web.Request) -> web.StreamResponse:
 async def patch_bucket(request: web.Request) -> web.StreamResponse:
     ctx, body, msg = await _read_for_change(request)
     if msg is None:
-        return await _forward_to_primary(request, ctx, body)
+        return await forward_to_primary(request, ctx, body)
     bck = _bucket(request)
     assert bck is not None
     if msg.action not in (apc.ACT_SET_BPROPS, apc.ACT_RESET_BPROPS):
@@ -360,7 +360,6 @@ async def _copy_or_move(request: web.Request, ctx: ProxyContext, primary: Primar
 
 async def _finish_move(ctx: ProxyContext, primary: Primary, job_id: str, src: Bucket) -> None:
     """When every target has moved its objects, remove the source bucket."""
-    from proxy.cluster import job_snaps
     try:
         await _wait_and_remove(ctx, primary, job_id, src, job_snaps)
     finally:
@@ -382,5 +381,3 @@ async def _wait_and_remove(ctx: ProxyContext, primary: Primary, job_id: str, src
     await primary.update(remove)
     log.info("moved %s (job %s)", src.cname, job_id)
 
-
-_ = itertools  # used by callers that page through listings

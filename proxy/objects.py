@@ -11,7 +11,7 @@ import time
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import NotImplementedErr, ServiceUnavailable
+from ais.errors import BucketNotFound, NotImplementedErr, ServiceUnavailable
 from proxy.context import CTX
 
 
@@ -25,7 +25,6 @@ async def redirect_object(request: web.Request) -> web.StreamResponse:
     obj = names.check_object_name(request.match_info["obj"])
     # 2. bucket: must exist in bucket metadata
     if ctx.bmd.get(bck) is None:
-        from ais.errors import BucketNotFound
         raise BucketNotFound(bck.cname)
     # 3. placement
     owner = ctx.smap.owner(bck.object_uname(obj))

@@ -26,7 +26,7 @@ from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import errors as s3e
 from ais.s3 import sigv4
-from ais.s3.web import element, render_s3_error, text, xml_response
+from ais.s3.web import element, render_s3_error, xml_response
 from ais.web import STREAMING, read_body
 from proxy import relay
 from proxy.buckets import PRIMARY, create_bucket, merged_page
@@ -489,5 +489,3 @@ def add_routes(app: web.Application, mount: str = "/s3") -> None:
     for method in ("GET", "PUT", "HEAD", "DELETE", "POST"):
         r.add_route(method, mount + "/{bucket}/{key:.+}", _s3_errors(object_op))
 
-
-__all__ = ["add_routes", "s3_listing", "text"]

@@ -19,18 +19,12 @@ from aiohttp import web
 from ais.cmap import AccessKeys
 from ais.errors import BadMessage, BadRequest, Conflict, NotFound
 from ais.web import read_json
-from proxy.buckets import PRIMARY
-from proxy.context import CTX, ProxyContext
+from proxy.buckets import PRIMARY, forward_to_primary
+from proxy.context import CTX
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9/+=]{16,128}$")
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-
-async def _forward(request: web.Request, ctx: ProxyContext, body: object) -> web.StreamResponse:
-    url = f"{ctx.smap.primary.public_url}{request.raw_path}"
-    _, data, _ = await ctx.http.call(request.method, url, json_body=body)
-    return web.Response(body=data, content_type="application/json")
 
 
 async def list_keys(request: web.Request) -> web.StreamResponse:
@@ -45,7 +39,7 @@ async def add_key(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, dict):
         raise BadMessage("expected a JSON object {\"access_key\"?, \"secret_key\"?}")
     if not ctx.is_primary:
-        return await _forward(request, ctx, body)
+        return await forward_to_primary(request, ctx, json.dumps(body).encode())
     ak = str(body.get("access_key") or "AK" + "".join(random.choice(_ALNUM) for _ in range(18)))
     sk = str(body.get("secret_key") or random.token_urlsafe(30).replace("-", "+").replace("_", "/"))
     if not _KEY_RE.match(ak):
@@ -65,7 +59,7 @@ async def remove_key(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     ak = request.match_info["key"]
     if not ctx.is_primary:
-        return await _forward(request, ctx, None)
+        return await forward_to_primary(request, ctx, b"")
 
     def remove(keys: AccessKeys) -> AccessKeys:
         if ak not in keys.keys:

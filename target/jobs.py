@@ -20,6 +20,7 @@ from ais.names import Bucket
 from ais.web import read_json
 from target.context import CTX, TargetContext
 from target.fs.walk import walk_sorted
+from target.objects import copy_object_to, delete_local
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ class CopyBucketJob(Job):
     kind = "copy-bck"
 
     async def run(self) -> None:
-        from target.objects import copy_object_to, delete_local
         assert self.src is not None and self.dst is not None
         prefix = str(self.msg.get("prefix", ""))
         prepend = str(self.msg.get("prepend", ""))

@@ -6,6 +6,7 @@ mountpath is walked in its own pool thread and the sorted streams are merged her
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import time
@@ -91,7 +92,6 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     for mp in ctx.mountpaths.paths:
         root = ctx.mountpaths.bucket_dir(mp, bck)
         pages.append(ctx.mountpaths.run(mp, _page, ctx, root, mp, prefix, after, limit, props, time_format))
-    import asyncio
     results = await asyncio.gather(*pages)
     merged = list(itertools.islice(heapq.merge(*results, key=lambda e: e["n"]), limit))
     return web.Response(body=msgpack.packb(merged), content_type=apc.MSGPACK)

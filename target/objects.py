@@ -16,6 +16,8 @@ import shutil
 import time
 from typing import Any, AsyncIterator, Callable, Mapping, Protocol, Sequence
 
+from urllib.parse import quote
+
 import xxhash
 from aiohttp import web
 
@@ -199,16 +201,23 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             offset, count = parse_range(rng, meta.size)
             status = 206
             headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{meta.size}"
-        resp = web.StreamResponse(status=status, headers=headers)
-        resp.content_length = count
-        await resp.prepare(request)
-        request[STREAMING] = True
-        await send_file(request, resp, f, offset, count, ctx.mountpaths.pool(mp), ctx.cfg.timeouts.data_read_s)
-        await resp.write_eof()
+        resp = await serve_file(request, ctx, mp, f, status, headers, offset, count)
         ctx.metrics.bytes_out.labels(verb="GET").inc(count)
         return resp
     finally:
         f.close()
+
+
+async def serve_file(request: web.Request, ctx: TargetContext, mp: str, f: Any, status: int,
+                     headers: Mapping[str, str], offset: int, count: int) -> web.StreamResponse:
+    """Answer with `count` bytes of the open object `f` from `offset`, by sendfile."""
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = count
+    await resp.prepare(request)
+    request[STREAMING] = True
+    await send_file(request, resp, f, offset, count, ctx.mountpaths.pool(mp), ctx.cfg.timeouts.data_read_s)
+    await resp.write_eof()
+    return resp
 
 
 def _check_bid(ctx: TargetContext, bck: Bucket, obj: str, meta: ObjectMeta) -> None:
@@ -610,7 +619,6 @@ async def _file_sender(ctx: TargetContext, mp: str, f: Any, size: int) -> AsyncI
 
 
 def _quote(name: str) -> str:
-    from urllib.parse import quote
     return quote(name)
 
 

@@ -60,14 +60,14 @@ from ais.s3.errors import (EntityTooSmall, InvalidArgument, InvalidBucketName, I
                            InvalidRange, InvalidRequest, MalformedXML, NoSuchKey, NoSuchUpload, PreconditionFailed,
                            S3Error, S3NotImplemented, error_class)
 from ais.s3.web import element, xml_response
-from ais.web import STREAMING, read_body
+from ais.web import read_body
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
-from target.fs.sendfile import send_file
 from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, Received, _check_bid, _mpu_assemble, _mpu_create,
                             _mpu_dir, _mpu_load, _unlink_quiet, batches, commit_object, delete_local, etag_of,
-                            object_headers, parse_range, receive_body, redirect_if_not_owner, write_work)
+                            object_headers, parse_range, receive_body, redirect_if_not_owner, serve_file,
+                            write_work)
 
 SYSTEM_PREFIX = "s3:"
 SYSTEM_HEADERS = ("Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language", "Cache-Control",
@@ -322,13 +322,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         if data is not None:
             return web.Response(status=status, body=data[offset:offset + count], headers=headers)
         assert f is not None
-        resp = web.StreamResponse(status=status, headers=headers)
-        resp.content_length = count
-        await resp.prepare(request)
-        request[STREAMING] = True
-        await send_file(request, resp, f, offset, count, ctx.mountpaths.pool(mp), ctx.cfg.timeouts.data_read_s)
-        await resp.write_eof()
-        return resp
+        return await serve_file(request, ctx, mp, f, status, headers, offset, count)
     finally:
         if f is not None:
             f.close()
