@@ -80,6 +80,24 @@ class S3Section:
 
 
 @dataclass(frozen=True)
+class BackendSection:
+    # Cloud backends. Credentials come from each SDK's standard environment and files
+    # (AWS_ACCESS_KEY_ID / ~/.aws, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_CONNECTION_STRING).
+    # An endpoint override points a backend at an emulator or another S3-compatible store
+    # (moto, MinIO, another cluster of ours at http://host:port/s3); empty = the cloud's own.
+    aws_endpoint: str = ""       # also AWS_ENDPOINT_URL
+    aws_region: str = ""         # empty: the SDK's default (AWS_DEFAULT_REGION), else us-east-1
+    gcp_endpoint: str = ""       # also STORAGE_EMULATOR_HOST
+    gcp_project: str = ""
+    azure_endpoint: str = ""     # blob service URL, e.g. http://127.0.0.1:10000/devstoreaccount1
+    azure_account: str = ""      # also AZURE_STORAGE_ACCOUNT
+    azure_key: str = ""          # also AZURE_STORAGE_KEY
+    pool_workers: int = 16       # threads per backend for blocking SDK calls
+    max_retries: int = 4         # retries of idempotent calls on throttling and connection errors
+    read_chunk_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
 class LogSection:
     level: str = "INFO"
     file: str = ""     # empty = stderr
@@ -94,6 +112,7 @@ class Config:
     timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
     s3: S3Section = field(default_factory=S3Section)
+    backend: BackendSection = field(default_factory=BackendSection)
     log: LogSection = field(default_factory=LogSection)
 
     def to_dict(self) -> dict[str, Any]:
