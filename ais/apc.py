@@ -59,6 +59,8 @@ Q_UUID = "uuid"
 Q_PRESENCE = "presence"
 Q_FORCE = "frc"
 Q_KEEP_BCK_MD = "keep_bck_md"
+Q_LATEST_VER = "latest-ver"
+Q_SYNCHRONIZE = "synchronize"
 
 # `what` values
 WHAT_SMAP = "smap"

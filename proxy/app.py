@@ -22,7 +22,7 @@ from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_
 from ais.metrics import NodeMetrics
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
 from ais.s3.web import render_s3_error
-from proxy import buckets, cluster, membership, objects, s3, s3keys
+from proxy import buckets, cluster, membership, objects, remote, s3, s3keys
 from proxy.context import CTX, ProxyContext
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def build_intra_app(ctx: ProxyContext, primary: membership.Primary) -> web.Appli
     app.router.add_post("/v1/cluster/autoreg", h["autoreg"])
     app.router.add_post("/v1/cluster/keepalive", h["keepalive"])
     app.router.add_put("/v1/metasync", metasync_handler(ctx.store))
+    app.router.add_post("/v1/rbck/{bucket}", remote.add_remote_bucket_handler)
     _add_common(app, ctx)
     return app
 
@@ -128,8 +129,4 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
 
 async def _cancel_tasks(ctx: ProxyContext) -> None:
     ctx.relay_pool.shutdown(wait=False, cancel_futures=True)
-    for task in list(ctx.tasks):
-        task.cancel()
-    for task in list(ctx.tasks):
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await ctx.background.cancel_all()

@@ -26,13 +26,15 @@ from ais.names import Bucket
 from ais.web import ActionMsg, ci_get, read_action, read_body
 from proxy.cluster import job_snaps
 from proxy.context import CTX, ProxyContext
-from proxy.membership import Primary
+from proxy.membership import PRIMARY, Primary
+from proxy.remote import remote_page, require_bucket
 
 log = logging.getLogger(__name__)
 
-PRIMARY: web.AppKey[Primary] = web.AppKey("primary", Primary)
+__all__ = ["PRIMARY", "create_bucket", "forward_to_primary", "merged_page"]
 
 FLAG_CACHED = 1 << 0
+FLAG_NOT_CACHED = 1 << 9
 FLAG_NAME_ONLY = 1 << 4
 FLAG_NAME_SIZE = 1 << 5
 _VALID_PROPS = {"name", "size", "version", "checksum", "atime", "cached", "status", "copies", "ec", "custom",
@@ -135,13 +137,17 @@ def _parse_lso(value: Mapping[str, Any]) -> dict[str, Any]:
 
 async def list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, value: Mapping[str, Any]) -> web.StreamResponse:
     # 1. request and bucket
-    if ctx.bmd.get(bck) is None:
-        raise BucketNotFound(bck.cname)
+    await require_bucket(request, bck)
     lso = _parse_lso(value)
-    after = max(lso["token"], lso["start_after"])
-    # 2. fan out and merge by name
-    merged = await merged_page(ctx, bck, lso["prefix"], after, lso["pagesize"], lso["props"], lso["time_format"])
-    token = merged[-1]["n"] if len(merged) == lso["pagesize"] else ""
+    if not bck.is_ais and not lso["flags"] & FLAG_CACHED:
+        # 2a. remote bucket: a page from the backend through the designated target
+        merged, token = await remote_page(ctx, bck, lso["prefix"], lso["token"], min(lso["pagesize"], 1000),
+                                          lso["props"], bool(lso["flags"] & FLAG_NOT_CACHED))
+    else:
+        # 2b. objects in the cluster: fan out and merge by name
+        after = max(lso["token"], lso["start_after"])
+        merged = await merged_page(ctx, bck, lso["prefix"], after, lso["pagesize"], lso["props"], lso["time_format"])
+        token = merged[-1]["n"] if len(merged) == lso["pagesize"] else ""
     list_uuid = lso["uuid"] or uuidlib.uuid4().hex
     # 4. answer: msgpack with Go field names when asked, JSON otherwise (reference §2)
     if apc.MSGPACK in request.headers.get("Accept", ""):
@@ -192,9 +198,7 @@ async def head_bucket(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     bck = _bucket(request)
     assert bck is not None
-    props = ctx.bmd.get(bck)
-    if props is None:
-        raise BucketNotFound(bck.cname)
+    props = await require_bucket(request, bck)
     versioning = bool((props.get("versioning") or {}).get("enabled", True))
     return web.Response(status=200, headers={
         apc.HDR_BUCKET_PROPS: json.dumps(props), apc.HDR_VERSIONING_ENABLED: str(versioning).lower(),

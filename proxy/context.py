@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from ais.errors import ServiceUnavailable
 from ais.intra import IntraClient
 from ais.membership import MetaStore
 from ais.metrics import NodeMetrics
+from ais.tasks import TaskOwner
 
 
 @dataclass
@@ -26,7 +28,7 @@ class ProxyContext:
     started_ns: int
     last_seen: dict[str, float] = field(default_factory=dict)   # node ID -> loop time of last keepalive
     meta_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # serialises metadata changes (primary)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    background: TaskOwner = field(default_factory=TaskOwner)
     finalizing: set[str] = field(default_factory=set)  # job IDs whose proxy-side finish is pending
     # threads that splice large response bodies (each holds one relay for its duration)
     relay_pool: ThreadPoolExecutor = field(
@@ -48,11 +50,9 @@ class ProxyContext:
     def is_primary(self) -> bool:
         return self.store.smap is not None and self.store.smap.primary_id == self.me.id
 
-    def spawn(self, coro: "asyncio.coroutines._CoroutineLike[None]", name: str) -> None:  # type: ignore[name-defined]
+    def spawn(self, coro: Any, name: str) -> None:
         """A background task owned by the proxy: awaited on shutdown, failures logged."""
-        task = asyncio.create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.background.spawn(coro, name)
 
 
 CTX: web.AppKey[ProxyContext] = web.AppKey("proxy", ProxyContext)

@@ -100,6 +100,9 @@ class Primary:
         return seen is not None and loop.time() - seen < self.ctx.cfg.timeouts.keepalive_dead_s
 
 
+
+PRIMARY: web.AppKey[Primary] = web.AppKey("primary", Primary)
+
 def _check_secret(ctx: ProxyContext, request: web.Request) -> None:
     secret = ctx.cfg.cluster.secret
     if secret and request.headers.get(apc.HDR_CLUSTER_SECRET, "") != secret:

@@ -11,8 +11,9 @@ import time
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import BucketNotFound, NotImplementedErr, ServiceUnavailable
+from ais.errors import NotImplementedErr, ServiceUnavailable
 from proxy.context import CTX
+from proxy.remote import require_bucket
 
 
 
@@ -23,9 +24,8 @@ async def redirect_object(request: web.Request) -> web.StreamResponse:
     q = request.query
     bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
     obj = names.check_object_name(request.match_info["obj"])
-    # 2. bucket: must exist in bucket metadata
-    if ctx.bmd.get(bck) is None:
-        raise BucketNotFound(bck.cname)
+    # 2. bucket: must exist in bucket metadata (a remote one is added on first access)
+    await require_bucket(request, bck)
     # 3. placement
     owner = ctx.smap.owner(bck.object_uname(obj))
     if owner is None:

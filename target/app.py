@@ -24,7 +24,8 @@ from ais.membership import ClusterAgent, MetaStore, daemon_answer, load_or_creat
 from ais.metrics import NodeMetrics
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
-from target import jobs, listing, objects, s3
+from target import jobs, listing, objects, remote, s3
+from target.backends import Backends
 from target.context import CTX, TargetContext
 from target.fs.mountpaths import Mountpaths
 
@@ -61,6 +62,9 @@ def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appli
     app[jobs.JOBS] = registry
     app.router.add_put("/v1/metasync", metasync_handler(ctx.store))
     app.router.add_post("/v1/lso/{bucket}", listing.list_page)
+    app.router.add_get("/v1/rbck/{bucket}", remote.head_remote_bucket)
+    app.router.add_post("/v1/rlso/{bucket}", remote.list_remote_page)
+    app.router.add_post("/v1/have/{bucket}", remote.have_objects)
     app.router.add_post("/v1/jobs", jobs.start_job)
     app.router.add_get("/v1/jobs", jobs.get_jobs)
     app.router.add_delete("/v1/jobs", jobs.abort_job)
@@ -116,8 +120,11 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         http = IntraClient(cfg.timeouts, node_id)
         await http.start()
         stack.push_async_callback(http.close)
+        backends = Backends(cfg.backend)
+        stack.push_async_callback(backends.close)
         ctx = TargetContext(cfg=cfg, me=me, store=store, mountpaths=mountpaths, http=http,
-                            metrics=NodeMetrics("target", node_id), started_ns=started_ns)
+                            metrics=NodeMetrics("target", node_id), started_ns=started_ns, backends=backends)
+        stack.push_async_callback(ctx.background.cancel_all)
         store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
         registry = jobs.JobRegistry()
         stack.push_async_callback(registry.stop_all)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ais import apc
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.errors import BucketNotFound, ServiceUnavailable
@@ -15,7 +16,12 @@ from ais.intra import IntraClient
 from ais.membership import MetaStore
 from ais.metrics import NodeMetrics
 from ais.names import Bucket
+from ais.tasks import TaskOwner
+from target.backends import Backends
 from target.fs.mountpaths import Mountpaths
+
+if TYPE_CHECKING:
+    from target.remote import ColdFetch
 
 _LOCK_STRIPES = 1024
 
@@ -29,7 +35,14 @@ class TargetContext:
     http: IntraClient
     metrics: NodeMetrics
     started_ns: int
+    backends: Backends
     locks: list[asyncio.Lock] = field(default_factory=lambda: [asyncio.Lock() for _ in range(_LOCK_STRIPES)])
+    cold: dict[str, "ColdFetch"] = field(default_factory=dict)   # object uname -> cold GET in flight
+    background: TaskOwner = field(default_factory=TaskOwner)
+
+    def spawn(self, coro: Any, name: str) -> None:
+        """A background task owned by the target: cancelled and awaited on shutdown."""
+        self.background.spawn(coro, name)
 
     @property
     def smap(self) -> ClusterMap:
@@ -49,6 +62,29 @@ class TargetContext:
         if props is None:
             raise BucketNotFound(bck.cname)
         return props
+
+    async def require_bucket(self, bck: Bucket, redirected: bool) -> Mapping[str, Any]:
+        """The bucket's props, allowing for bucket metadata still on its way.
+
+        A proxy that just added a bucket may redirect here before its metasync arrives: a
+        `redirected` request waits for it briefly. A remote bucket unknown here is asked of the
+        primary, which looks it up at the backend and adds it (so direct requests work too).
+        """
+        props = self.bmd.get(bck)
+        if props is not None:
+            return props
+        if not bck.is_ais:
+            params = {apc.Q_PROVIDER: bck.provider}
+            await self.http.call("POST", f"{self.smap.primary.intra_url}/v1/rbck/{bck.name}", params=params,
+                                 timeout_s=max(self.cfg.timeouts.control_s, 30))
+        elif not redirected:
+            raise BucketNotFound(bck.cname)
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            props = self.bmd.get(bck)
+            if props is not None:
+                return props
+        raise BucketNotFound(bck.cname)
 
     def object_lock(self, uname: str) -> asyncio.Lock:
         return self.locks[hash(uname) % _LOCK_STRIPES]

@@ -20,6 +20,7 @@ from ais.errors import BadMessage
 from ais.web import read_json
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
+from target.fs.meta import ObjectMeta
 from target.fs.walk import walk_sorted
 from target.objects import etag_of
 
@@ -33,39 +34,42 @@ def _page(ctx: TargetContext, root: str, mp: str, prefix: str, after: str, limit
     out: list[dict[str, Any]] = []
     want_meta = bool(props & _META_PROPS)
     for name, entry in itertools.islice(walk_sorted(root, prefix, after), limit):
-        e: dict[str, Any] = {"n": name, "f": ENTRY_IS_CACHED}
         try:
             if want_meta:
-                r = fsmeta.open_object(entry.path)
-                if r is None:
+                meta = fsmeta.stat_object(entry.path)
+                if meta is None:
                     continue
-                r[0].close()
-                meta = r[1]
-                size = meta.size
-                if "checksum" in props and meta.cksum_value:
-                    e["cs"] = meta.cksum_value
-                if "version" in props and meta.version:
-                    e["v"] = meta.version
-                if "atime" in props:
-                    e["a"] = _fmt_time(meta.atime_ns, time_format)
-                if "etag" in props:
-                    e["e"] = etag_of(meta)
-                if "last-modified" in props:
-                    e["lm"] = meta.mtime_ns
-                if "custom" in props and meta.custom:
-                    e["m"] = ",".join(f"{k}={v}" for k, v in sorted(meta.custom.items()))
             else:
-                size = entry.stat().st_size
+                meta = ObjectMeta(size=entry.stat().st_size)
         except FileNotFoundError:
             continue  # deleted while listing
-        if "size" in props or not props:
-            e["s"] = size
-        if "location" in props:
-            e["t"] = f"{ctx.me.display}:{mp}"
-        if "copies" in props:
-            e["c"] = 1
-        out.append(e)
+        out.append(entry_of(ctx, name, mp, meta, props, time_format))
     return out
+
+
+def entry_of(ctx: TargetContext, name: str, mp: str, meta: ObjectMeta, props: set[str],
+             time_format: str) -> dict[str, Any]:
+    """A listing entry (the SDK's msgpack field names) of one local object."""
+    e: dict[str, Any] = {"n": name, "f": ENTRY_IS_CACHED}
+    if "checksum" in props and meta.cksum_value:
+        e["cs"] = meta.cksum_value
+    if "version" in props and meta.version:
+        e["v"] = meta.version
+    if "atime" in props:
+        e["a"] = _fmt_time(meta.atime_ns, time_format)
+    if "etag" in props:
+        e["e"] = etag_of(meta)
+    if "last-modified" in props:
+        e["lm"] = meta.mtime_ns
+    if "custom" in props and meta.custom:
+        e["m"] = ",".join(f"{k}={v}" for k, v in sorted(meta.custom.items()))
+    if "size" in props or not props:
+        e["s"] = meta.size
+    if "location" in props:
+        e["t"] = f"{ctx.me.display}:{mp}"
+    if "copies" in props:
+        e["c"] = 1
+    return e
 
 
 def _fmt_time(ns: int, fmt: str) -> str:

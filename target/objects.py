@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import replace
 from typing import Any, AsyncIterator, Callable, Mapping, Protocol, Sequence
 
 from urllib.parse import quote
@@ -26,6 +27,8 @@ from ais.errors import (AisError, BadMessage, BadRequest, Conflict, NotFound, No
                         ObjectNotFound, RangeNotSatisfiable, UnknownAction)
 from ais.names import Bucket
 from ais.web import STREAMING, read_action
+from target import remote
+from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
@@ -41,12 +44,14 @@ _TARGET_REDIRECT = "trd"  # query marker: already redirected once by a target
 
 # --- 1. resolve -----------------------------------------------------------------------------
 
-def resolve(request: web.Request) -> tuple[TargetContext, Bucket, str, Mapping[str, Any]]:
+async def resolve(request: web.Request) -> tuple[TargetContext, Bucket, str, Mapping[str, Any]]:
     ctx = request.app[CTX]
     q = request.query
     bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
     obj = names.check_object_name(request.match_info["obj"])
-    props = ctx.bucket_props(bck)
+    props = ctx.bmd.get(bck)
+    if props is None:
+        props = await ctx.require_bucket(bck, redirected=apc.Q_PID in q or _TARGET_REDIRECT in q)
     return ctx, bck, obj, props
 
 
@@ -164,7 +169,7 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 
 async def get_object(request: web.Request) -> web.StreamResponse:
     # 1. resolve, 2. ownership
-    ctx, bck, obj, _ = resolve(request)
+    ctx, bck, obj, props = await resolve(request)
     for unsupported in ("archpath", "archregx", "etl_name", "etl_pipeline"):
         if unsupported in request.query:
             raise NotImplementedErr(f"query parameter {unsupported!r} is not supported yet")
@@ -172,11 +177,16 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return r
     mp, path = ctx.mountpaths.object_path(bck, obj)
     rng = request.headers.get("Range")
+    if not bck.is_ais and (bck.object_uname(obj) in ctx.cold or remote.validate_warm(props, request.query)):
+        if (cold := await _remote_get(request, ctx, bck, obj, props, path, rng)) is not None:
+            return cold
 
     # 3a. small objects: open + metadata + content in one hop, no sendfile
     if rng is None:
         small = await ctx.mountpaths.run(mp, fsmeta.read_small, path, SMALL_OBJECT_BYTES)
         if small is None:
+            if not bck.is_ais:
+                return await _cold_get(request, ctx, bck, obj, props, rng)
             raise ObjectNotFound(bck.object_cname(obj))
         meta, data = small
         if data is not None:
@@ -189,6 +199,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     # 3b. larger or ranged: open + metadata in one hop, then sendfile
     opened = await ctx.mountpaths.run(mp, fsmeta.open_object, path)
     if opened is None:
+        if not bck.is_ais:
+            return await _cold_get(request, ctx, bck, obj, props, rng)
         raise ObjectNotFound(bck.object_cname(obj))
     f, meta = opened
     try:
@@ -206,6 +218,35 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return resp
     finally:
         f.close()
+
+
+async def _remote_get(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
+                      path: str, rng: str | None) -> web.StreamResponse | None:
+    """A remote object with a cold GET in flight (join it) or to validate: None = serve the local copy."""
+    if bck.object_uname(obj) not in ctx.cold:
+        mp = ctx.mountpaths.mountpath_of(bck, obj)
+        meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+        if meta is not None and await remote.check_warm(ctx, bck, obj, meta, remote.synchronize(props, request.query)):
+            return None
+    return await _cold_get(request, ctx, bck, obj, props, rng)
+
+
+async def _cold_get(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
+                    rng: str | None) -> web.StreamResponse:
+    """Fetch from the backend (single flight) and stream to this reader meanwhile."""
+    def headers_of(attrs: RemoteAttrs) -> dict[str, str]:
+        h = remote.remote_headers(attrs, None)
+        h["Content-Type"] = "application/octet-stream"
+        h["Accept-Ranges"] = "bytes"
+        return h
+
+    def range_of(attrs: RemoteAttrs, headers: dict[str, str]) -> tuple[int, int, int]:
+        if rng is None:
+            return 200, 0, attrs.size
+        offset, count = parse_range(rng, attrs.size)
+        headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{attrs.size}"
+        return 206, offset, count
+    return await remote.serve_cold(request, remote.cold_fetch(ctx, bck, obj, props), headers_of, range_of)
 
 
 async def serve_file(request: web.Request, ctx: TargetContext, mp: str, f: Any, status: int,
@@ -235,7 +276,7 @@ _HEAD_PROPS = {"name", "size", "checksum", "atime", "version", "custom", "last-m
 
 
 async def head_object(request: web.Request) -> web.StreamResponse:
-    ctx, bck, obj, _ = resolve(request)
+    ctx, bck, obj, _ = await resolve(request)
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
     props: set[str] | None = None
@@ -246,12 +287,40 @@ async def head_object(request: web.Request) -> web.StreamResponse:
             raise BadRequest(f"unknown object props {sorted(unknown)}; valid: {sorted(_HEAD_PROPS)}")
     mp, path = ctx.mountpaths.object_path(bck, obj)
     meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+    if not bck.is_ais:
+        return await _head_remote(request, ctx, bck, obj, meta, props)
     if meta is None:
         raise ObjectNotFound(bck.object_cname(obj))
     _check_bid(ctx, bck, obj, meta)
     headers = object_headers(ctx, bck, obj, mp, meta, props)
     resp = web.Response(status=200, headers=headers)
     resp.headers["Content-Length"] = str(meta.size)
+    return resp
+
+
+async def _head_remote(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, meta: ObjectMeta | None,
+                       props: set[str] | None) -> web.StreamResponse:
+    """HEAD of a remote bucket's object: the local copy's props, else the backend's (`Ais-Present: false`).
+
+    With `latest-ver`, a local copy that differs from the remote answers 409, one deleted remotely 410.
+    """
+    mp = ctx.mountpaths.mountpath_of(bck, obj)
+    if meta is not None:
+        if names.parse_bool(request.query.get(apc.Q_LATEST_VER), apc.Q_LATEST_VER):
+            try:
+                current = await remote.check_warm(ctx, bck, obj, meta, sync=False)
+            except ObjectNotFound:
+                raise remote.Gone(f"{bck.object_cname(obj)} was deleted from the remote bucket") from None
+            if not current:
+                raise Conflict(f"{bck.object_cname(obj)}: the cached copy differs from the remote object (version changed)")
+        headers = object_headers(ctx, bck, obj, mp, meta, props)
+        size = meta.size
+    else:
+        attrs = await ctx.backends.get(bck.provider).head_object(bck.name, obj)
+        headers = remote.remote_headers(attrs, props)
+        size = attrs.size
+    resp = web.Response(status=200, headers=headers)
+    resp.headers["Content-Length"] = str(size)
     return resp
 
 
@@ -381,10 +450,22 @@ def _check_client_checksum(request: web.Request, rec: Received, cname: str) -> N
 
 
 async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work: str, meta: ObjectMeta,
-                        props: Mapping[str, Any]) -> ObjectMeta:
-    """Publish a finished work file as the object, under the object's lock."""
+                        props: Mapping[str, Any], *, write_through: bool = True) -> ObjectMeta:
+    """Publish a finished work file as the object, under the object's lock.
+
+    In a remote bucket the file goes to the backend first (write-through) unless it just
+    came from there, and the local copy keeps the remote version and ETag.
+    """
     _, path = ctx.mountpaths.object_path(bck, obj)
-    versioning = bool((props.get("versioning") or {}).get("enabled", True))
+    if write_through and not bck.is_ais:
+        try:
+            attrs = await ctx.backends.get(bck.provider).put_file(bck.name, obj, work, meta.size, meta.custom)
+        except BaseException:
+            await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
+            raise
+        fresh = remote.remote_meta(bck, attrs, meta.size, meta.cksum_value, meta.bid, custom=meta.custom)
+        meta = replace(meta, version=fresh.version, custom=fresh.custom, md5=meta.md5 or fresh.md5)
+    versioning = bck.is_ais and bool((props.get("versioning") or {}).get("enabled", True))
     async with ctx.object_lock(bck.object_uname(obj)):
         try:
             return await ctx.mountpaths.run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
@@ -397,7 +478,7 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
 
 
 async def put_object(request: web.Request) -> web.StreamResponse:
-    ctx, bck, obj, props = resolve(request)
+    ctx, bck, obj, props = await resolve(request)
     q = request.query
     if "archpath" in q:
         raise NotImplementedErr("appending to a shard (archpath) is not supported yet")
@@ -647,20 +728,32 @@ async def delete_local(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
 # --- DELETE / POST / PATCH ------------------------------------------------------------------
 
 async def delete_object(request: web.Request) -> web.StreamResponse:
-    ctx, bck, obj, _ = resolve(request)
+    ctx, bck, obj, _ = await resolve(request)
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
     if apc.Q_UPLOAD_ID in request.query:  # mpt-abort
         mp, d = await _mpu_require(ctx, bck, obj, request.query[apc.Q_UPLOAD_ID])
         await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
         return web.Response(status=200)
-    if not await delete_local(ctx, bck, obj):
+    if not await delete_object_everywhere(ctx, bck, obj):
         raise ObjectNotFound(bck.object_cname(obj))
     return web.Response(status=200)
 
 
+async def delete_object_everywhere(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
+    """Delete the object (in a remote bucket: at the backend first). False when it existed nowhere."""
+    remote_existed = False
+    if not bck.is_ais:
+        try:
+            await ctx.backends.get(bck.provider).delete_object(bck.name, obj)
+            remote_existed = True   # S3 answers 204 either way: a delete there counts as found
+        except ObjectNotFound:
+            pass
+    return await delete_local(ctx, bck, obj) or remote_existed
+
+
 async def post_object(request: web.Request) -> web.StreamResponse:
-    ctx, bck, obj, props = resolve(request)
+    ctx, bck, obj, props = await resolve(request)
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
     msg = await read_action(request)
@@ -692,7 +785,7 @@ async def post_object(request: web.Request) -> web.StreamResponse:
 
 async def patch_object(request: web.Request) -> web.StreamResponse:
     """Set custom metadata: merge keys, or replace them all with `set-new-custom=true`."""
-    ctx, bck, obj, _ = resolve(request)
+    ctx, bck, obj, _ = await resolve(request)
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
     msg = await read_action(request)

@@ -152,3 +152,26 @@ def bucket(client, request: pytest.FixtureRequest):  # type: ignore[no-untyped-d
     b.create()
     yield b
     b.delete(missing_ok=True)
+
+
+# --- cloud emulators and a cluster that uses them --------------------------------------------
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """moto's S3 server on loopback (counts requests; can be slowed down)."""
+    from tests.emulators import MotoS3
+    m = MotoS3(str(tmp_path_factory.mktemp("moto")))
+    m.start()
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="session")
+def remote_cluster(tmp_path_factory: pytest.TempPathFactory, moto: Any) -> Iterator[Cluster]:
+    """A cluster whose targets reach the cloud emulators (1 proxy, 3 targets)."""
+    env = dict(moto.env)
+    c = Cluster(str(tmp_path_factory.mktemp("remote")), env=env)
+    _started.append(c)
+    yield c
+    c.down()
+    _started.remove(c)

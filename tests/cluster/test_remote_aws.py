@@ -1,0 +1,143 @@
+"""s3:// buckets against moto's S3 server: cold and warm GET, single flight, ranges, listing
+with cached flags, write-through, latest-ver, and a backend that dies mid-transfer."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from aistore import Client
+from aistore.sdk.errors import AISError, ErrRemoteBckNotFound
+from aistore.sdk.list_object_flag import ListObjectFlag
+
+
+def _new_bucket(moto, prefix: str = "rb") -> str:  # type: ignore[no-untyped-def]
+    name = f"{prefix}-{os.urandom(4).hex()}"
+    moto.client().create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3b(moto):  # type: ignore[no-untyped-def]
+    return _new_bucket(moto)
+
+
+@pytest.fixture
+def client(remote_cluster):  # type: ignore[no-untyped-def]
+    return Client(remote_cluster.endpoint)
+
+
+def test_cold_then_warm_get(moto, client, s3b) -> None:  # type: ignore[no-untyped-def]
+    s3 = moto.client()
+    small, large = os.urandom(3000), os.urandom(3 << 20)
+    s3.put_object(Bucket=s3b, Key="dir/small", Body=small)
+    s3.put_object(Bucket=s3b, Key="large", Body=large)
+    bck = client.bucket(s3b, provider="aws")
+    for _ in range(3):
+        assert bck.object("dir/small").get_reader().read_all() == small
+        assert bck.object("large").get_reader().read_all() == large
+    # one backend GET each: later reads were local
+    assert moto.count("GET", f"/{s3b}/dir/small") == 1
+    assert moto.count("GET", f"/{s3b}/large") == 1
+    props = bck.object("large").head()
+    assert props.present and props.size == len(large)
+
+
+def test_single_flight_100_readers(moto, remote_cluster, s3b) -> None:  # type: ignore[no-untyped-def]
+    data = os.urandom(8 << 20)
+    moto.client().put_object(Bucket=s3b, Key="hot", Body=data)
+    url = f"{remote_cluster.endpoint}/v1/objects/{s3b}/hot?provider=aws"
+    start = threading.Barrier(100)
+
+    def read(_: int) -> bytes:
+        with requests.Session() as s:
+            start.wait()
+            r = s.get(url, timeout=120)
+            r.raise_for_status()
+            return r.content
+    with ThreadPoolExecutor(100) as pool:
+        bodies = list(pool.map(read, range(100)))
+    assert all(b == data for b in bodies)
+    assert moto.count("GET", f"/{s3b}/hot") == 1
+
+
+def test_range_of_cold_object(moto, remote_cluster, s3b) -> None:  # type: ignore[no-untyped-def]
+    data = os.urandom(1 << 20)
+    moto.client().put_object(Bucket=s3b, Key="r", Body=data)
+    url = f"{remote_cluster.endpoint}/v1/objects/{s3b}/r?provider=aws"
+    r = requests.get(url, headers={"Range": "bytes=1000-1999"}, timeout=30)
+    assert r.status_code == 206
+    assert r.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
+    assert r.content == data[1000:2000]
+    # now warm: a suffix range served locally
+    r = requests.get(url, headers={"Range": "bytes=-10"}, timeout=30)
+    assert r.status_code == 206 and r.content == data[-10:]
+    assert moto.count("GET", f"/{s3b}/r") == 1
+
+
+def test_listing_flags_cached(moto, client, s3b) -> None:  # type: ignore[no-untyped-def]
+    s3 = moto.client()
+    names = [f"obj-{i:03d}" for i in range(25)]
+    for n in names:
+        s3.put_object(Bucket=s3b, Key=n, Body=n.encode())
+    bck = client.bucket(s3b, provider="aws")
+    for n in names[:5]:
+        bck.object(n).get_reader().read_all()
+    entries = bck.list_all_objects(page_size=7)
+    assert [e.name for e in entries] == names
+    assert {e.name for e in entries if e.is_cached()} == set(names[:5])
+    assert all(e.size == len(e.name) for e in entries)
+    cached = bck.list_all_objects(flags=[ListObjectFlag.CACHED])
+    assert [e.name for e in cached] == names[:5]
+    not_cached = bck.list_all_objects(flags=[ListObjectFlag.NOT_CACHED])
+    assert [e.name for e in not_cached] == names[5:]
+
+
+def test_write_through_put_and_delete(moto, client, s3b) -> None:  # type: ignore[no-untyped-def]
+    s3 = moto.client()
+    bck = client.bucket(s3b, provider="aws")
+    bck.object("wt/a").get_writer().put_content(b"written through")
+    assert s3.get_object(Bucket=s3b, Key="wt/a")["Body"].read() == b"written through"
+    before = moto.count("GET", f"/{s3b}/wt/a")
+    assert bck.object("wt/a").get_reader().read_all() == b"written through"
+    assert moto.count("GET", f"/{s3b}/wt/a") == before     # served from the local copy
+    bck.object("wt/a").delete()
+    with pytest.raises(Exception):
+        s3.head_object(Bucket=s3b, Key="wt/a")
+    with pytest.raises(AISError):
+        bck.object("wt/a").head()
+
+
+def test_latest_ver_catches_remote_change(moto, remote_cluster, client, s3b) -> None:  # type: ignore[no-untyped-def]
+    s3 = moto.client()
+    s3.put_object(Bucket=s3b, Key="v", Body=b"version one")
+    obj = client.bucket(s3b, provider="aws").object("v")
+    assert obj.get_reader().read_all() == b"version one"
+    s3.put_object(Bucket=s3b, Key="v", Body=b"version two!")
+    assert obj.get_reader().read_all() == b"version one"            # warm, not validated
+    assert obj.get_reader(latest=True).read_all() == b"version two!"
+    assert obj.get_reader().read_all() == b"version two!"            # the new copy is kept
+    url = f"{remote_cluster.endpoint}/v1/objects/{s3b}/v?provider=aws&latest-ver=true"
+    assert requests.head(url, timeout=10, allow_redirects=True).status_code == 200
+    s3.put_object(Bucket=s3b, Key="v", Body=b"version three")
+    assert requests.head(url, timeout=10, allow_redirects=True).status_code == 409
+    s3.delete_object(Bucket=s3b, Key="v")
+    r = requests.head(f"{remote_cluster.endpoint}/v1/objects/{s3b}/v?provider=aws&latest-ver=true", timeout=10,
+                      allow_redirects=True)
+    assert r.status_code == 410
+
+
+def test_missing_remote_bucket_is_a_clear_404(client) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ErrRemoteBckNotFound) as exc:
+        client.bucket("no-such-bucket-here", provider="aws").object("x").get_reader().read_all()
+    assert "s3://no-such-bucket-here" in str(exc.value)
+
+
+def test_missing_remote_object_is_404(client, s3b) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(AISError) as exc:
+        client.bucket(s3b, provider="aws").object("nope").get_reader().read_all()
+    assert exc.value.status_code == 404
+    assert f"s3://{s3b}/nope" in str(exc.value)
