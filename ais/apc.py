@@ -39,6 +39,7 @@ HDR_ERROR = "Hdr-Error"
 HDR_CALLER_ID = "Ais-Caller-Id"
 HDR_REQUEST_ID = "Ais-Request-Id"
 HDR_CLUSTER_SECRET = "Ais-Join-Sig"
+HDR_S3_PROVIDER = "Ais-S3-Provider"   # proxy -> target: the provider of the bucket an S3 name means
 
 # Query parameters
 Q_PROVIDER = "provider"

@@ -9,6 +9,7 @@ in constant memory: stock S3 clients (boto3, aws-cli) do not follow 307 redirect
 from __future__ import annotations
 
 import asyncio
+import json
 import base64
 import binascii
 import logging
@@ -30,6 +31,7 @@ from ais.s3.web import element, render_s3_error, xml_response
 from ais.web import STREAMING, read_body
 from proxy import relay
 from proxy.buckets import PRIMARY, create_bucket, merged_page
+from proxy.remote import bucket_params, remote_page
 from proxy.context import CTX, ProxyContext
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,26 @@ def _bucket(request: web.Request) -> Bucket:
         raise s3e.InvalidBucketName(exc.message) from exc
 
 
+_REMOTE_ORDER = ("aws", "gcp", "azure")
+
+
+def lookup(ctx: ProxyContext, bck: Bucket) -> Bucket | None:
+    """The bucket an S3 name means: `ais://name` if it exists, else a remote bucket of that
+    name already in bucket metadata (S3 names carry no provider)."""
+    if ctx.bmd.get(bck) is not None:
+        return bck
+    for provider in _REMOTE_ORDER:
+        remote = Bucket(bck.name, provider)
+        if ctx.bmd.get(remote) is not None:
+            return remote
+    return None
+
+
 def _existing(ctx: ProxyContext, bck: Bucket) -> Bucket:
-    if ctx.bmd.get(bck) is None:
+    found = lookup(ctx, bck)
+    if found is None:
         raise s3e.NoSuchBucket(f"The specified bucket does not exist: {bck.name}")
-    return bck
+    return found
 
 
 def _iso(ns: int) -> str:
@@ -173,7 +191,7 @@ async def bucket_op(request: web.Request) -> web.StreamResponse:
             raise s3e.S3NotImplemented("PutBucketVersioning is not implemented: object versions are not kept")
         return await _create(request, ctx, bck)
     if method == "HEAD":
-        if ctx.bmd.get(bck) is None:
+        if lookup(ctx, bck) is None:
             raise s3e.NoSuchBucket()
         return web.Response(headers={"x-amz-bucket-region": "us-east-1", "x-amz-request-id": request_id.get()})
     if method == "DELETE":
@@ -181,7 +199,7 @@ async def bucket_op(request: web.Request) -> web.StreamResponse:
     if method == "POST" and "delete" in q:
         return await _delete_objects(request, ctx, _existing(ctx, bck))
     if method == "GET":
-        _existing(ctx, bck)
+        bck = _existing(ctx, bck)
         if "location" in q:
             return xml_response("LocationConstraint", [])
         if "versioning" in q:
@@ -219,7 +237,8 @@ async def _native_on_primary(ctx: ProxyContext, method: str, bck: Bucket, action
 
 
 async def _delete_bucket(ctx: ProxyContext, request: web.Request, bck: Bucket) -> web.StreamResponse:
-    _existing(ctx, bck)
+    if not _existing(ctx, bck).is_ais:
+        raise s3e.S3MethodNotAllowed(f"{bck.name} is a remote bucket: it cannot be deleted through this cluster")
     if await merged_page(ctx, bck, "", "", 1, ["name"]):
         raise s3e.BucketNotEmpty()
     await _native_on_primary(ctx, "DELETE", bck, {"action": apc.ACT_DESTROY_BCK})
@@ -257,6 +276,8 @@ _AFTER_PREFIX = "\U0010ffff"  # sorts after every name that continues a common p
 async def s3_listing(ctx: ProxyContext, bck: Bucket, prefix: str, delimiter: str, after: str,
                      max_keys: int) -> tuple[list[dict[str, Any]], list[str], bool, str]:
     """(contents, common prefixes, truncated, resume point) of one S3 listing page."""
+    if not bck.is_ais:
+        return await _remote_listing(ctx, bck, prefix, delimiter, after, max_keys)
     contents: list[dict[str, Any]] = []
     prefixes: list[str] = []
     resume = after
@@ -280,6 +301,39 @@ async def s3_listing(ctx: ProxyContext, bck: Bucket, prefix: str, delimiter: str
             resume = name
     more = await merged_page(ctx, bck, prefix, resume, 1, ["name"]) if max_keys else []
     return contents, prefixes, bool(more), resume
+
+
+async def _remote_listing(ctx: ProxyContext, bck: Bucket, prefix: str, delimiter: str, resume: str,
+                          max_keys: int) -> tuple[list[dict[str, Any]], list[str], bool, str]:
+    """A remote bucket's S3 page from backend pages. The resume point carries the backend's
+    token, the entry to start from and the last common prefix (names come sorted, so a prefix
+    split across backend pages is reported once)."""
+    state = json.loads(resume) if resume.startswith("{") else {"t": "", "a": resume, "p": ""}
+    token, after, last_cp = str(state.get("t", "")), str(state.get("a", "")), str(state.get("p", ""))
+    contents: list[dict[str, Any]] = []
+    prefixes: list[str] = []
+    props = ["name", "size", "etag", "last-modified"]
+    while True:
+        page, next_token = await remote_page(ctx, bck, prefix, token, 1000, props, False)
+        for i, e in enumerate(page):
+            name = e["n"]
+            if after and name <= after:
+                continue
+            cut = name.find(delimiter, len(prefix)) if delimiter else -1
+            cp = name[:cut + len(delimiter)] if cut >= 0 else ""
+            if cp and cp == last_cp:
+                continue
+            if len(contents) + len(prefixes) == max_keys:
+                return contents, prefixes, True, json.dumps({"t": token, "a": page[i - 1]["n"] if i else after,
+                                                             "p": last_cp})
+            if cp:
+                prefixes.append(cp)
+                last_cp = cp
+            else:
+                contents.append(e)
+        if not next_token:
+            return contents, prefixes, False, ""
+        token, after = next_token, ""
 
 
 async def _list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, v2: bool) -> web.StreamResponse:
@@ -342,7 +396,8 @@ async def _delete_objects(request: web.Request, ctx: ProxyContext, bck: Bucket) 
                 owner = ctx.smap.owner(bck.object_uname(key))
                 if owner is None:
                     raise ServiceUnavailable("no active targets")
-                await ctx.http.call("DELETE", f"{owner.public_url}/v1/objects/{bck.name}/{quote(key)}")
+                await ctx.http.call("DELETE", f"{owner.public_url}/v1/objects/{bck.name}/{quote(key)}",
+                                    params=bucket_params(bck))
             except AisError as exc:
                 if exc.status != 404:
                     return key, exc.message
@@ -409,6 +464,8 @@ async def object_op(request: web.Request) -> web.StreamResponse:
                if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("ais-s3-")}  # never trust a client's
     headers.update(ctx.http.headers())
     headers.update(verified)
+    if not bck.is_ais:
+        headers[apc.HDR_S3_PROVIDER] = bck.provider
     data = _body(request) if request.body_exists else None
     if data is None:
         headers.pop("Content-Length", None)

@@ -459,7 +459,8 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
     _, path = ctx.mountpaths.object_path(bck, obj)
     if write_through and not bck.is_ais:
         try:
-            attrs = await ctx.backends.get(bck.provider).put_file(bck.name, obj, work, meta.size, meta.custom)
+            attrs = await ctx.backends.get(bck.provider).put_file(bck.name, obj, work, meta.size,
+                                                                      remote.user_metadata(meta.custom))
         except BaseException:
             await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
             raise

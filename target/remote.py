@@ -42,6 +42,16 @@ class Gone(AisError):
 
 # --- metadata ---------------------------------------------------------------------------------
 
+# custom-metadata keys the system sets on a copy of a remote object (reference §4)
+REMOTE_KEYS = frozenset({"source", "version", "ETag", "md5", "crc32c", "LastModified"})
+
+
+def user_metadata(custom: Mapping[str, str]) -> dict[str, str]:
+    """What of an object's custom metadata is the user's: not the system's remote keys, not a
+    front end's own (`s3:content-type`)."""
+    return {k: v for k, v in custom.items() if k not in REMOTE_KEYS and ":" not in k}
+
+
 def remote_meta(bck: Bucket, attrs: RemoteAttrs, size: int, xxh: str, bid: int,
                 custom: Mapping[str, str] | None = None) -> ObjectMeta:
     """Local metadata of a copy of a remote object: the remote version and ETag kept (reference §4)."""

@@ -46,9 +46,9 @@ from xml.etree import ElementTree
 import aiohttp
 from aiohttp import web
 
-from ais import names
+from ais import apc, names
 from ais.cmap import Node
-from ais.errors import InvalidName, PayloadTooLarge, RangeNotSatisfiable, ServiceUnavailable
+from ais.errors import InvalidName, ObjectNotFound, PayloadTooLarge, RangeNotSatisfiable, ServiceUnavailable
 from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import sigv4
@@ -61,11 +61,14 @@ from ais.s3.errors import (EntityTooSmall, InvalidArgument, InvalidBucketName, I
                            S3Error, S3NotImplemented, error_class)
 from ais.s3.web import element, xml_response
 from ais.web import read_body
+from target import remote
+from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
 from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, Received, _check_bid, _mpu_assemble, _mpu_create,
-                            _mpu_dir, _mpu_load, _unlink_quiet, batches, commit_object, delete_local, etag_of,
+                            _mpu_dir, _mpu_load, _unlink_quiet, batches, commit_object, delete_local,
+                            delete_object_everywhere, etag_of, http_date,
                             object_headers, parse_range, receive_body, redirect_if_not_owner, serve_file,
                             write_work)
 
@@ -109,10 +112,11 @@ class MetadataTooLarge(S3Error):
 # --- 1. resolve -----------------------------------------------------------------------------------
 
 def _resolve(request: web.Request) -> tuple[TargetContext, Bucket, str, Mapping[str, Any]]:
-    """Bucket (an `ais://` bucket of the same name), key and bucket props; S3 errors for bad names."""
+    """Bucket (the `ais://` bucket of that name, or the remote one the proxy names in
+    `Ais-S3-Provider`), key and bucket props; S3 errors for bad names."""
     ctx = request.app[CTX]
     try:
-        bck = names.make_bucket(request.match_info["bucket"])
+        bck = names.make_bucket(request.match_info["bucket"], request.headers.get(apc.HDR_S3_PROVIDER, ""))
     except InvalidName as exc:
         raise InvalidBucketName(exc.message) from exc
     try:
@@ -200,7 +204,7 @@ def _s3_headers(ctx: TargetContext, bck: Bucket, key: str, mp: str, meta: Object
         if k.startswith(SYSTEM_PREFIX):
             if k in _SYSTEM_KEYS:
                 h[_SYSTEM_KEYS[k]] = v
-        elif _TOKEN.fullmatch(k):
+        elif _TOKEN.fullmatch(k) and k not in remote.REMOTE_KEYS:
             h[META_PREFIX + k] = v
     if checksum_mode and meta.s3_checksums:
         h.update(meta.s3_checksums)
@@ -294,7 +298,7 @@ def _open_for_get(path: str, small: int) -> tuple[ObjectMeta, bytes | None, Bina
 
 async def get_object(request: web.Request) -> web.StreamResponse:
     # 1. resolve, 2. ownership, 3. subresources
-    ctx, bck, key, _ = _resolve(request)
+    ctx, bck, key, props = _resolve(request)
     if (r := redirect_if_not_owner(request, ctx, bck, key)) is not None:
         return r
     if "uploadId" in request.query:
@@ -305,6 +309,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     mp, path = ctx.mountpaths.object_path(bck, key)
     opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
     if opened is None:
+        if not bck.is_ais:
+            return await _cold_get(request, ctx, bck, key, props)
         raise _no_such_key(key)
     meta, data, f = opened
     try:
@@ -328,6 +334,34 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             f.close()
 
 
+def _remote_s3_headers(attrs: RemoteAttrs) -> dict[str, str]:
+    """GET/HEAD headers of a remote object not (yet) in the cluster."""
+    h = {"Accept-Ranges": "bytes", "Content-Type": DEFAULT_CONTENT_TYPE, "x-amz-request-id": request_id.get()}
+    if attrs.etag:
+        h["ETag"] = f'"{attrs.etag}"'
+    if attrs.mtime_ns:
+        h["Last-Modified"] = http_date(attrs.mtime_ns)
+    for k, v in attrs.custom.items():
+        if _TOKEN.fullmatch(k) and "\r" not in v and "\n" not in v:
+            h[META_PREFIX + k] = v
+    return h
+
+
+async def _cold_get(request: web.Request, ctx: TargetContext, bck: Bucket, key: str,
+                    props: Mapping[str, Any]) -> web.StreamResponse:
+    """GetObject of a remote object the cluster lacks: fetched once, streamed meanwhile."""
+    def range_of(attrs: RemoteAttrs, headers: dict[str, str]) -> tuple[int, int, int]:
+        for name, header in _OVERRIDES.items():
+            if name in request.query:
+                headers[header] = request.query[name]
+        return _range(request.headers.get("Range"), attrs.size, headers)
+    try:
+        fetch = remote.cold_fetch(ctx, bck, key, props)
+        return await remote.serve_cold(request, fetch, _remote_s3_headers, range_of)
+    except ObjectNotFound:
+        raise _no_such_key(key) from None
+
+
 async def head_object(request: web.Request) -> web.StreamResponse:
     ctx, bck, key, _ = _resolve(request)
     if (r := redirect_if_not_owner(request, ctx, bck, key)) is not None:
@@ -336,6 +370,16 @@ async def head_object(request: web.Request) -> web.StreamResponse:
         raise S3NotImplemented("HeadObject by partNumber is not implemented")
     mp, path = ctx.mountpaths.object_path(bck, key)
     meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+    if meta is None and not bck.is_ais:
+        try:
+            attrs = await ctx.backends.get(bck.provider).head_object(bck.name, key)
+        except ObjectNotFound:
+            raise _no_such_key(key) from None
+        headers = _remote_s3_headers(attrs)
+        status, _, count = _range(request.headers.get("Range"), attrs.size, headers)
+        resp = web.Response(status=status, headers=headers)
+        resp.headers["Content-Length"] = str(count)
+        return resp
     if meta is None:
         raise _no_such_key(key)
     _check_bid(ctx, bck, key, meta)
@@ -941,7 +985,7 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
         return r
     if "uploadId" in request.query:
         return await _abort_upload(ctx, bck, key, request.query["uploadId"])
-    await delete_local(ctx, bck, key)
+    await delete_object_everywhere(ctx, bck, key)
     return web.Response(status=204, headers=_rid())
 
 
