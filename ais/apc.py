@@ -91,6 +91,10 @@ ACT_MPT_ABORT = "mpt-abort"
 ACT_START = "start"
 ACT_STOP = "stop"
 ACT_SUMMARY_BCK = "summary-bck"
+ACT_PREFETCH_LIST = "prefetch-listrange"
+ACT_EVICT_LIST = "evict-listrange"
+ACT_DELETE_LIST = "delete-listrange"
+ACT_EVICT_REMOTE_BCK = "evict-remote-bck"
 
 # Content types
 MSGPACK = "application/msgpack"

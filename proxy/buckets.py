@@ -20,11 +20,12 @@ from aiohttp import web
 
 from ais import apc, names
 from ais.cmap import READONLY_PROPS, BucketMD, ClusterMap, default_bucket_props
-from ais.errors import (BadMessage, BadRequest, BucketExists, BucketNotFound, NotImplementedErr,
+from ais.errors import (AisError, BadMessage, BadRequest, BucketExists, BucketNotFound, NotImplementedErr,
                         ServiceUnavailable, UnknownAction)
 from ais.names import Bucket
+from ais.template import parse_selection
 from ais.web import ActionMsg, ci_get, read_action, read_body
-from proxy.cluster import job_snaps
+from proxy.cluster import job_snaps, start_job, wait_job
 from proxy.context import CTX, ProxyContext
 from proxy.membership import PRIMARY, Primary
 from proxy.remote import remote_page, require_bucket
@@ -235,7 +236,39 @@ async def post_bucket(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
     if msg.action in (apc.ACT_MOVE_BCK, apc.ACT_COPY_BCK):
         return await _copy_or_move(request, ctx, primary, bck, msg)
+    if msg.action == apc.ACT_PREFETCH_LIST:
+        return await _list_job(request, ctx, bck, msg, remote_only=True)
     raise UnknownAction(f"unknown bucket POST action {msg.action!r}")
+
+
+async def _list_job(request: web.Request, ctx: ProxyContext, bck: Bucket, msg: ActionMsg,
+                    remote_only: bool = False) -> web.StreamResponse:
+    """prefetch-, evict- and delete-listrange: a job on every target over the selected objects."""
+    if remote_only and bck.is_ais:
+        raise BadRequest(f"{msg.action} needs a remote bucket, and {bck.cname} is not one")
+    await require_bucket(request, bck)
+    value = msg.value if isinstance(msg.value, dict) else {}
+    parse_selection(value)   # a malformed selection is this request's 400, not a failed job
+    job_id = await start_job(ctx, msg.action, bck, None, value)
+    return web.Response(text=job_id, content_type="text/plain")
+
+
+async def _evict_bucket(request: web.Request, ctx: ProxyContext, bck: Bucket) -> web.StreamResponse:
+    """evict-remote-bck: drop every cached object; without `keep_bck_md`, forget the bucket too."""
+    if bck.is_ais:
+        raise BadRequest(f"cannot evict {bck.cname}: only remote buckets are evicted")
+    if ctx.bmd.get(bck) is None:
+        raise BucketNotFound(bck.cname)
+    job_id = await start_job(ctx, apc.ACT_EVICT_REMOTE_BCK, bck, None, {})
+    snaps = await wait_job(ctx, job_id)
+    errors = [s["err"] for ss in snaps.values() for s in ss if s["err"]]
+    if errors:
+        raise AisError(f"evicting {bck.cname} failed: {errors[0]}")
+    if not names.parse_bool(request.query.get(apc.Q_KEEP_BCK_MD), apc.Q_KEEP_BCK_MD):
+        async def forget(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+            return (None, bmd.without_bucket(bck)) if bmd.get(bck) is not None else (None, None)
+        await request.app[PRIMARY].update(forget)
+    return web.Response(text=job_id, content_type="text/plain")
 
 
 async def create_bucket(primary: Primary, bck: Bucket, value: Any) -> None:
@@ -279,6 +312,10 @@ async def delete_bucket(request: web.Request) -> web.StreamResponse:
         return await forward_to_primary(request, ctx, body)
     bck = _bucket(request)
     assert bck is not None
+    if msg.action in (apc.ACT_EVICT_LIST, apc.ACT_DELETE_LIST):
+        return await _list_job(request, ctx, bck, msg, remote_only=msg.action == apc.ACT_EVICT_LIST)
+    if msg.action == apc.ACT_EVICT_REMOTE_BCK:
+        return await _evict_bucket(request, ctx, bck)
     if msg.action != apc.ACT_DESTROY_BCK:
         raise UnknownAction(f"unknown bucket DELETE action {msg.action!r}")
     if not bck.is_ais:
@@ -318,11 +355,6 @@ async def patch_bucket(request: web.Request) -> web.StreamResponse:
 
 # --- rename and copy: jobs on every target --------------------------------------------------
 
-def new_job_id() -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(10))
-
-
 async def _copy_or_move(request: web.Request, ctx: ProxyContext, primary: Primary, src: Bucket,
                         msg: ActionMsg) -> web.StreamResponse:
     to = request.query.get(apc.Q_BCK_TO, "")
@@ -351,11 +383,7 @@ async def _copy_or_move(request: web.Request, ctx: ProxyContext, primary: Primar
         return None, bmd.with_bucket(dst, props)
     await primary.update(prepare)
 
-    job_id = new_job_id()
-    kind = "move-bck" if moving else "copy-bck"
-    job = {"id": job_id, "kind": kind, "src": src.to_wire(), "dst": dst.to_wire(), "msg": copy_msg}
-    await asyncio.gather(*(ctx.http.call("POST", f"{t.intra_url}/v1/jobs", json_body=job)
-                           for t in ctx.smap.active_targets()))
+    job_id = await start_job(ctx, "move-bck" if moving else "copy-bck", src, dst, copy_msg)
     if moving:
         ctx.finalizing.add(job_id)
         ctx.spawn(_finish_move(ctx, primary, job_id, src), name=f"finish-move-{job_id}")

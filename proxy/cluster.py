@@ -4,6 +4,7 @@ aggregated from every target (reference §1.5, §1.6, §9)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any, Mapping
 
@@ -12,6 +13,7 @@ from aiohttp import web
 from ais import apc
 from ais.errors import BadMessage, BadRequest, NotFound, NotImplementedErr, ServiceUnavailable, UnknownAction
 from ais.membership import daemon_answer
+from ais.names import Bucket
 from ais.web import ci_get, read_action, read_json
 from proxy.context import CTX, ProxyContext
 
@@ -60,6 +62,31 @@ async def job_snaps(ctx: ProxyContext, query: Mapping[str, Any], active: bool = 
         if r:
             out[t.id] = r
     return out
+
+
+def new_job_id() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(10))
+
+
+async def start_job(ctx: ProxyContext, kind: str, src: Bucket | None, dst: Bucket | None,
+                    msg: Mapping[str, Any]) -> str:
+    """Start one job on every active target; its ID."""
+    job_id = new_job_id()
+    job = {"id": job_id, "kind": kind, "src": src.to_wire() if src else None,
+           "dst": dst.to_wire() if dst else None, "msg": dict(msg)}
+    await asyncio.gather(*(ctx.http.call("POST", f"{t.intra_url}/v1/jobs", json_body=job)
+                           for t in ctx.smap.active_targets()))
+    return job_id
+
+
+async def wait_job(ctx: ProxyContext, job_id: str, poll_s: float = 0.1) -> dict[str, list[dict[str, Any]]]:
+    """Until every target has finished the job; its snapshots by target."""
+    while True:
+        snaps = await job_snaps(ctx, {"id": job_id})
+        if snaps and all(s["end_ns"] for ss in snaps.values() for s in ss):
+            return snaps
+        await asyncio.sleep(poll_s)
 
 
 def _status_of(ctx: ProxyContext, snaps: list[dict[str, Any]]) -> dict[str, Any]:

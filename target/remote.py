@@ -188,6 +188,20 @@ class ColdFetch:
             raise BackendError(f"{self.bck.object_cname(self.obj)}: cold GET ended early")
 
 
+async def fetch_object(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any]) -> int:
+    """Bring a remote object into the cluster (prefetch): join or start its cold GET, wait
+    for it to be published; returns its size."""
+    fetch = cold_fetch(ctx, bck, obj, props)
+    try:
+        async with fetch.changed:
+            await fetch.changed.wait_for(lambda: fetch.done)
+        if fetch.error is not None:
+            raise fetch.error
+        return fetch.written
+    finally:
+        await fetch.release()
+
+
 def cold_fetch(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any]) -> ColdFetch:
     """The fetch in flight for this object, or a new one (single flight). No await inside."""
     uname = bck.object_uname(obj)

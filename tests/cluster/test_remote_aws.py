@@ -225,3 +225,60 @@ def test_boto3_through_our_s3_api(moto, remote_cluster, client, s3b) -> None:  #
     assert "new" not in [c["Key"] for c in cloud.list_objects_v2(Bucket=s3b).get("Contents", [])]
     with pytest.raises(ours.exceptions.NoSuchKey):
         ours.get_object(Bucket=s3b, Key="missing")
+
+
+def _cached(bck) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.name for e in bck.list_all_objects(flags=[ListObjectFlag.CACHED])]
+
+
+def test_prefetch_and_evict_jobs(moto, client, s3b) -> None:  # type: ignore[no-untyped-def]
+    cloud = moto.client()
+    names = [f"p-{i:02d}" for i in range(20)] + ["q/1", "q/2"]
+    for n in names:
+        cloud.put_object(Bucket=s3b, Key=n, Body=n.encode() * 1000)
+    bck = client.bucket(s3b, provider="aws")
+    # prefetch by template, then by list, then by prefix
+    job = bck.objects(obj_template="p-{00..09}").prefetch()
+    client.job(job).wait(timeout=60)
+    assert _cached(bck) == [f"p-{i:02d}" for i in range(10)]
+    client.job(bck.objects(obj_names=["p-15", "p-16"]).prefetch()).wait(timeout=60)
+    client.job(bck.objects(obj_template="q/").prefetch()).wait(timeout=60)
+    assert _cached(bck) == [f"p-{i:02d}" for i in range(10)] + ["p-15", "p-16", "q/1", "q/2"]
+    assert moto.count("GET", f"/{s3b}/p-03") == 1
+    assert bck.object("p-03").get_reader().read_all() == b"p-03" * 1000
+    assert moto.count("GET", f"/{s3b}/p-03") == 1       # prefetched: a warm read
+    status = client.job(job).get_details()
+    snaps = status.list_snapshots()
+    assert len(snaps) == 3 and all(s.kind == "prefetch-listrange" and s.end_time for s in snaps)
+    assert sum(int(s.stats.objects) for s in snaps) == 10
+    # evict some by template, then all but the metadata
+    client.job(bck.objects(obj_template="p-{00..04}").evict()).wait(timeout=60)
+    assert _cached(bck) == [f"p-{i:02d}" for i in range(5, 10)] + ["p-15", "p-16", "q/1", "q/2"]
+    bck.evict(keep_md=True)
+    assert _cached(bck) == []
+    assert s3b in [b.name for b in client.cluster().list_buckets(provider="aws")]
+    # the backend still has everything; a read brings one back
+    assert bck.object("p-00").get_reader().read_all() == b"p-00" * 1000
+    bck.evict(keep_md=False)
+    assert s3b not in [b.name for b in client.cluster().list_buckets(provider="aws")]
+
+
+def test_prefetch_refuses_ais_bucket_and_bad_template(client, remote_cluster) -> None:  # type: ignore[no-untyped-def]
+    b = client.bucket("plain-" + os.urandom(3).hex())
+    b.create()
+    try:
+        r = requests.post(f"{remote_cluster.endpoint}/v1/buckets/{b.name}",
+                          json={"action": "prefetch-listrange", "value": {"objnames": ["a"]}}, timeout=10)
+        assert r.status_code == 400 and "remote bucket" in r.text
+    finally:
+        b.delete()
+
+
+def test_delete_listrange_writes_through(moto, client, s3b) -> None:  # type: ignore[no-untyped-def]
+    cloud = moto.client()
+    for i in range(6):
+        cloud.put_object(Bucket=s3b, Key=f"d{i}", Body=b"x")
+    bck = client.bucket(s3b, provider="aws")
+    client.job(bck.objects(obj_template="d{0..2}").delete()).wait(timeout=60)
+    left = sorted(c["Key"] for c in cloud.list_objects_v2(Bucket=s3b).get("Contents", []))
+    assert left == ["d3", "d4", "d5"]

@@ -1,0 +1,74 @@
+"""The base class of every job on a target: ID, kind, buckets, times, counters, errors, abort,
+and AIStore's snapshot shape (reference §9)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, ClassVar
+
+from ais.names import Bucket
+from target.context import TargetContext
+
+log = logging.getLogger(__name__)
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+_NO_BUCKET = {"name": "", "provider": "", "namespace": {"uuid": "", "name": ""}}
+
+
+def _rfc3339(ns: int) -> str:
+    if not ns:
+        return _ZERO_TIME
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns / 1e9)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+class Job:
+    kind: ClassVar[str] = ""
+
+    def __init__(self, ctx: TargetContext, job_id: str, src: Bucket | None, dst: Bucket | None, msg: dict[str, Any]) -> None:
+        self.ctx, self.id, self.src, self.dst, self.msg = ctx, job_id, src, dst, msg
+        self.start_ns = time.time_ns()
+        self.end_ns = 0
+        self.objects = 0
+        self.bytes = 0
+        self.errors: list[str] = []
+        self.aborted = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+    async def _main(self) -> None:
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            self.aborted = True
+        except Exception as exc:  # noqa: BLE001 - a job's failure is its status, not a crash
+            log.exception("job %s[%s] failed", self.kind, self.id)
+            self.errors.append(str(exc))
+        finally:
+            self.end_ns = time.time_ns()
+
+    def abort(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def snap(self) -> dict[str, Any]:
+        """AIStore's job snapshot shape (core/xaction_wire.go)."""
+        return {
+            "id": self.id, "kind": self.kind,
+            "start-time": _rfc3339(self.start_ns), "end-time": _rfc3339(self.end_ns),
+            "bck": self.src.to_wire() if self.src else _NO_BUCKET,
+            "src-bck": self.src.to_wire() if self.src else _NO_BUCKET,
+            "dst-bck": self.dst.to_wire() if self.dst else _NO_BUCKET,
+            "err": "; ".join(self.errors[:5]), "abort-err": "aborted" if self.aborted else "",
+            "stats": {"loc-objs": str(self.objects), "loc-bytes": str(self.bytes), "out-objs": str(self.objects),
+                      "out-bytes": str(self.bytes), "in-objs": "0", "in-bytes": "0"},
+            "aborted": self.aborted, "is_idle": False, "glob.id": "0",
+            "end_ns": self.end_ns,
+        }
+
+
