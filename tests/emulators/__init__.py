@@ -3,6 +3,12 @@
 - `MotoS3`: moto's S3 behind a small WSGI wrapper that counts requests per (method, path)
   and can slow response bodies down (`GET /_emu/count`, `POST /_emu/slow?bytes_per_s=N`),
   so tests can count backend GETs and cut transfers mid-way.
+- `GcsEmulator`: gcp-storage-emulator (PyPI), in memory. It ignores `maxResults`/`pageToken`
+  (every listing is one page), and serves one request at a time over HTTP/1.0, so a response
+  nobody reads to the end holds up every other request.
+- `Azurite`: Microsoft's Azure Storage emulator (npm; `deploy/local/install_azurite.sh` puts
+  it in `.tools/`), blob service only, with the well-known `devstoreaccount1` account. No blob
+  versioning (no version IDs), and on SIGTERM it waits for its clients' idle connections.
 
 Every emulator: `start()` waits until it answers, `stop()` ends only the process it started,
 `kill()` sends SIGKILL, `env` holds the variables that point our nodes (and SDKs) at it.
@@ -11,6 +17,7 @@ Every emulator: `start()` waits until it answers, `stop()` ends only the process
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -127,3 +134,75 @@ class MotoS3(Emulator):
     def slow(self, bytes_per_s: int) -> None:
         """Throttle every response body to about `bytes_per_s` (0: full speed)."""
         requests.post(f"{self.endpoint}/_emu/slow", params={"bytes_per_s": bytes_per_s}, timeout=5).raise_for_status()
+
+
+class GcsEmulator(Emulator):
+    name = "gcs"
+    project = "test"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+                "--port", str(self.port), "--in-memory"]
+
+    def ready(self) -> bool:
+        return requests.get(f"{self.endpoint}/", timeout=2).ok
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return {"AIS_BACKEND_GCP_ENDPOINT": self.endpoint, "STORAGE_EMULATOR_HOST": self.endpoint,
+                "AIS_BACKEND_GCP_PROJECT": self.project}
+
+    def client(self):  # type: ignore[no-untyped-def]
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+        return storage.Client(project=self.project, credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": self.endpoint})
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Azurite(Emulator):
+    name = "azurite"
+    account = "devstoreaccount1"
+    # Azurite's fixed development key (public, in Microsoft's documentation)
+    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+    @staticmethod
+    def binary() -> str:
+        """`azurite-blob` from `<repo>/.tools`, else from PATH."""
+        local = os.path.join(REPO_ROOT, ".tools", "node_modules", ".bin", "azurite-blob")
+        found = local if os.access(local, os.X_OK) else shutil.which("azurite-blob")
+        if not found:
+            raise RuntimeError("Azurite is not installed: run deploy/local/install_azurite.sh (needs npm), "
+                               "or put azurite-blob on PATH")
+        return found
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.account}"
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={self.account};AccountKey={self.key};"
+                f"BlobEndpoint={self.endpoint};")
+
+    def command(self) -> list[str]:
+        return [self.binary(), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+                "--location", os.path.join(self.workdir, "data"), "--silent", "--skipApiVersionCheck", "--loose"]
+
+    def ready(self) -> bool:
+        # any answer will do (an unsigned request gets 4xx): the server is up
+        return requests.get(f"{self.endpoint}?comp=list", timeout=2).status_code < 500
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string}
+
+    def client(self):  # type: ignore[no-untyped-def]
+        from azure.storage.blob import BlobServiceClient
+        return BlobServiceClient.from_connection_string(self.connection_string)
