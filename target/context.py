@@ -18,6 +18,7 @@ from ais.metrics import NodeMetrics
 from ais.names import Bucket
 from ais.tasks import TaskOwner
 from target.backends import Backends
+from target.backends.base import Backend
 from target.fs.mountpaths import Mountpaths
 
 if TYPE_CHECKING:
@@ -62,6 +63,10 @@ class TargetContext:
         if props is None:
             raise BucketNotFound(bck.cname)
         return props
+
+    async def backend(self, bck: Bucket) -> "Backend":
+        """The backend of a remote bucket (created on first use)."""
+        return await self.backends.get(bck.provider)
 
     async def require_bucket(self, bck: Bucket, redirected: bool) -> Mapping[str, Any]:
         """The bucket's props, allowing for bucket metadata still on its way.

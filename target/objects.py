@@ -316,7 +316,7 @@ async def _head_remote(request: web.Request, ctx: TargetContext, bck: Bucket, ob
         headers = object_headers(ctx, bck, obj, mp, meta, props)
         size = meta.size
     else:
-        attrs = await ctx.backends.get(bck.provider).head_object(bck.name, obj)
+        attrs = await (await ctx.backend(bck)).head_object(bck.name, obj)
         headers = remote.remote_headers(attrs, props)
         size = attrs.size
     resp = web.Response(status=200, headers=headers)
@@ -459,7 +459,7 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
     _, path = ctx.mountpaths.object_path(bck, obj)
     if write_through and not bck.is_ais:
         try:
-            attrs = await ctx.backends.get(bck.provider).put_file(bck.name, obj, work, meta.size,
+            attrs = await (await ctx.backend(bck)).put_file(bck.name, obj, work, meta.size,
                                                                       remote.user_metadata(meta.custom))
         except BaseException:
             await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
@@ -746,7 +746,7 @@ async def delete_object_everywhere(ctx: TargetContext, bck: Bucket, obj: str) ->
     remote_existed = False
     if not bck.is_ais:
         try:
-            await ctx.backends.get(bck.provider).delete_object(bck.name, obj)
+            await (await ctx.backend(bck)).delete_object(bck.name, obj)
             remote_existed = True   # S3 answers 204 either way: a delete there counts as found
         except ObjectNotFound:
             pass

@@ -29,10 +29,10 @@ from target.backends.base import BackendError, RemoteAttrs
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
+from target.fs.sendfile import send_fd
 
 log = logging.getLogger(__name__)
 
-_READ_BYTES = 1 << 20
 
 
 class Gone(AisError):
@@ -98,7 +98,7 @@ async def check_warm(ctx: TargetContext, bck: Bucket, obj: str, meta: ObjectMeta
     (the local copy is removed first when `sync`)."""
     from target.objects import delete_local  # objects imports this module
     try:
-        attrs = await ctx.backends.get(bck.provider).head_object(bck.name, obj)
+        attrs = await (await ctx.backend(bck)).head_object(bck.name, obj)
     except ObjectNotFound:
         if sync:
             await delete_local(ctx, bck, obj)
@@ -148,7 +148,7 @@ class ColdFetch:
     async def _fetch(self) -> None:
         from target.objects import commit_object  # objects imports this module
         ctx, mp = self.ctx, self.mp
-        reader = await ctx.backends.get(self.bck.provider).open_reader(self.bck.name, self.obj)
+        reader = await (await ctx.backend(self.bck)).open_reader(self.bck.name, self.obj)
         try:
             f, self.rfd = await ctx.mountpaths.run(mp, _open_work_pair, self.work)
             self.ready.set_result(reader.attrs)
@@ -231,15 +231,13 @@ async def serve_cold(request: web.Request, fetch: ColdFetch, headers_of: Any,
         await resp.prepare(request)
         request[STREAMING] = True
         pos, end = offset, offset + count
+        pool, stall_s = ctx.mountpaths.pool(fetch.mp), ctx.cfg.timeouts.data_read_s
         while pos < end:
             if fetch.written <= pos:
                 await fetch.wait_for(pos)
-            data = await ctx.mountpaths.run(fetch.mp, os.pread, fetch.rfd, min(_READ_BYTES, end - pos,
-                                                                                 fetch.written - pos), pos)
-            if not data:
-                raise BackendError("cold GET work file ended early")
-            await resp.write(data)
-            pos += len(data)
+            n = min(end, fetch.written) - pos   # what is on disk now, sent zero-copy
+            await send_fd(request, resp, fetch.rfd, pos, n, pool, stall_s)
+            pos += n
         await resp.write_eof()
         ctx.metrics.bytes_out.labels(verb="GET").inc(count)
         return resp
@@ -310,7 +308,7 @@ async def head_remote_bucket(request: web.Request) -> web.StreamResponse:
     bck = _bucket(request)
     if bck.is_ais:
         raise BadMessage(f"{bck.cname} is not a remote bucket")
-    facts = await ctx.backends.get(bck.provider).head_bucket(bck.name)
+    facts = await (await ctx.backend(bck)).head_bucket(bck.name)
     return web.json_response(dict(facts))
 
 
@@ -328,7 +326,7 @@ async def list_remote_page(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, dict):
         raise BadMessage("remote list request must be a JSON object")
     props = set(body.get("props") or [])
-    page = await ctx.backends.get(bck.provider).list_page(bck.name, str(body.get("prefix", "")),
+    page = await (await ctx.backend(bck)).list_page(bck.name, str(body.get("prefix", "")),
                                                           str(body.get("token", "")), int(body.get("limit", 1000)))
     names_ = [e.name for e in page.entries]
     local = await cached_entries(ctx, bck, names_, props)

@@ -372,7 +372,7 @@ async def head_object(request: web.Request) -> web.StreamResponse:
     meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
     if meta is None and not bck.is_ais:
         try:
-            attrs = await ctx.backends.get(bck.provider).head_object(bck.name, key)
+            attrs = await (await ctx.backend(bck)).head_object(bck.name, key)
         except ObjectNotFound:
             raise _no_such_key(key) from None
         headers = _remote_s3_headers(attrs)

@@ -54,6 +54,13 @@ def _sendfile_loop(sock_fd: int, file_fd: int, offset: int, count: int, stall_s:
 async def send_file(request: web.Request, resp: web.StreamResponse, f: BinaryIO, offset: int, count: int,
                     pool: Executor, stall_s: float) -> None:
     """Send `count` bytes of `f` from `offset` as the body of the prepared response `resp`."""
+    await send_fd(request, resp, f.fileno(), offset, count, pool, stall_s)
+
+
+async def send_fd(request: web.Request, resp: web.StreamResponse, fd: int, offset: int, count: int,
+                  pool: Executor, stall_s: float) -> None:
+    """`send_file` for a raw descriptor (which the caller keeps open until this returns).
+    May be called again on the same response for the next range of a growing file."""
     loop = asyncio.get_running_loop()
     transport = request.transport
     if transport is None:
@@ -65,14 +72,14 @@ async def send_file(request: web.Request, resp: web.StreamResponse, f: BinaryIO,
         # A dup, not the loop's fd: if the client hangs up, the loop closes its fd and the number
         # may be reused by a new connection while this thread still writes (a cross-client leak).
         # The same for the file, which the handler closes when it ends.
-        await loop.run_in_executor(pool, _sendfile_blocking, os.dup(sock.fileno()), os.dup(f.fileno()), offset,
+        await loop.run_in_executor(pool, _sendfile_blocking, os.dup(sock.fileno()), os.dup(fd), offset,
                                    count, stall_s)
         return
     # Copy path: pool reads, transport writes (with aiohttp's flow control).
-    f.seek(offset)
     while count > 0:
-        chunk = await loop.run_in_executor(pool, f.read, min(_CHUNK, count))
+        chunk = await loop.run_in_executor(pool, os.pread, fd, min(_CHUNK, count), offset)
         if not chunk:
             raise ConnectionResetError("object shrank while being read")
         await resp.write(chunk)
         count -= len(chunk)
+        offset += len(chunk)

@@ -75,7 +75,7 @@ class ListRangeJob(Job):
         if self.list_backend:
             token = ""
             while True:
-                page = await ctx.backends.get(bck.provider).list_page(bck.name, selection.prefix, token, 1000)
+                page = await (await ctx.backend(bck)).list_page(bck.name, selection.prefix, token, 1000)
                 yield [e.name for e in page.entries if self._mine(e.name)]
                 token = page.next_token
                 if not token:
