@@ -458,6 +458,7 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
     """
     _, path = ctx.mountpaths.object_path(bck, obj)
     if write_through and not bck.is_ais:
+        await remote.settle(ctx, bck, obj)
         try:
             attrs = await (await ctx.backend(bck)).put_file(bck.name, obj, work, meta.size,
                                                                       remote.user_metadata(meta.custom))
@@ -720,6 +721,8 @@ async def _copy_to(request: web.Request, ctx: TargetContext, bck: Bucket, obj: s
 
 
 async def delete_local(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
+    if not bck.is_ais:
+        await remote.settle(ctx, bck, obj)
     mp, path = ctx.mountpaths.object_path(bck, obj)
     bdir = ctx.mountpaths.bucket_dir(mp, bck)
     async with ctx.object_lock(bck.object_uname(obj)):

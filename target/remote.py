@@ -188,6 +188,15 @@ class ColdFetch:
             raise BackendError(f"{self.bck.object_cname(self.obj)}: cold GET ended early")
 
 
+async def settle(ctx: TargetContext, bck: Bucket, obj: str) -> None:
+    """Wait for a cold GET of this object in flight to end, so that a later write or delete is
+    not undone by the fetch publishing its (older) copy afterwards."""
+    fetch = ctx.cold.get(bck.object_uname(obj))
+    if fetch is not None and not fetch.done:
+        async with fetch.changed:
+            await fetch.changed.wait_for(lambda: fetch.done)
+
+
 async def fetch_object(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any]) -> int:
     """Bring a remote object into the cluster (prefetch): join or start its cold GET, wait
     for it to be published; returns its size."""

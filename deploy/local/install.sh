@@ -19,3 +19,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 EXTRAS="${1:-test}"
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+if [ "$EXTRAS" = "test" ]; then
+    "$ROOT/deploy/local/install_azurite.sh"   # the Azure emulator (npm) for the az:// tests
+fi

@@ -167,9 +167,29 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def remote_cluster(tmp_path_factory: pytest.TempPathFactory, moto: Any) -> Iterator[Cluster]:
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """gcp-storage-emulator on loopback."""
+    from tests.emulators import GcsEmulator
+    g = GcsEmulator(str(tmp_path_factory.mktemp("gcs")))
+    g.start()
+    yield g
+    g.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Azurite's blob service on loopback (installed from npm by deploy/local/install.sh)."""
+    from tests.emulators import Azurite
+    a = Azurite(str(tmp_path_factory.mktemp("azurite")))
+    a.start()
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="session")
+def remote_cluster(tmp_path_factory: pytest.TempPathFactory, moto: Any, gcs: Any, azurite: Any) -> Iterator[Cluster]:
     """A cluster whose targets reach the cloud emulators (1 proxy, 3 targets)."""
-    env = dict(moto.env)
+    env = {**moto.env, **gcs.env, **azurite.env}
     c = Cluster(str(tmp_path_factory.mktemp("remote")), env=env)
     _started.append(c)
     yield c
