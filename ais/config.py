@@ -98,6 +98,16 @@ class BackendSection:
 
 
 @dataclass(frozen=True)
+class SpaceSection:
+    # Per mountpath: above high_wm_pct used, LRU evicts cached copies of remote objects (least
+    # recently read first; never ais:// data) until usage is at low_wm_pct.
+    high_wm_pct: int = 90
+    low_wm_pct: int = 80
+    capacity_bytes: int = 0       # per mountpath; 0 = the filesystem's size (else a quota: usage = our files)
+    check_interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class LogSection:
     level: str = "INFO"
     file: str = ""     # empty = stderr
@@ -113,6 +123,7 @@ class Config:
     cluster: ClusterSection = field(default_factory=ClusterSection)
     s3: S3Section = field(default_factory=S3Section)
     backend: BackendSection = field(default_factory=BackendSection)
+    space: SpaceSection = field(default_factory=SpaceSection)
     log: LogSection = field(default_factory=LogSection)
 
     def to_dict(self) -> dict[str, Any]:

@@ -339,6 +339,7 @@ async def patch_bucket(request: web.Request) -> web.StreamResponse:
         raise UnknownAction(f"unknown bucket PATCH action {msg.action!r}")
     if msg.action == apc.ACT_SET_BPROPS and not isinstance(msg.value, dict):
         raise BadMessage("set-bprops value must be a JSON object of bucket props")
+    await require_bucket(request, bck)   # a remote bucket is added on first access
 
     async def change(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
         props = bmd.get(bck)

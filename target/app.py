@@ -24,7 +24,7 @@ from ais.membership import ClusterAgent, MetaStore, daemon_answer, load_or_creat
 from ais.metrics import NodeMetrics
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
-from target import jobs, listing, objects, remote, s3
+from target import jobs, listing, objects, remote, s3, space
 from target.backends import Backends
 from target.context import CTX, TargetContext
 from target.fs.mountpaths import Mountpaths
@@ -128,6 +128,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
         registry = jobs.JobRegistry()
         stack.push_async_callback(registry.stop_all)
+        ctx.spawn(space.SpaceMonitor(ctx, registry).loop(), name="space-monitor")
 
         # 2. listeners first: the primary metasyncs to us while we join
         intra = Listener(build_intra_app(ctx, registry), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)

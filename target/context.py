@@ -40,6 +40,7 @@ class TargetContext:
     locks: list[asyncio.Lock] = field(default_factory=lambda: [asyncio.Lock() for _ in range(_LOCK_STRIPES)])
     cold: dict[str, "ColdFetch"] = field(default_factory=dict)   # object uname -> cold GET in flight
     background: TaskOwner = field(default_factory=TaskOwner)
+    atimes: dict[str, int] = field(default_factory=dict)   # remote object uname -> last read (ns), for LRU
 
     def spawn(self, coro: Any, name: str) -> None:
         """A background task owned by the target: cancelled and awaited on shutdown."""

@@ -177,6 +177,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return r
     mp, path = ctx.mountpaths.object_path(bck, obj)
     rng = request.headers.get("Range")
+    if not bck.is_ais:
+        ctx.atimes[bck.object_uname(obj)] = time.time_ns()   # for LRU
     if not bck.is_ais and (bck.object_uname(obj) in ctx.cold or remote.validate_warm(props, request.query)):
         if (cold := await _remote_get(request, ctx, bck, obj, props, path, rng)) is not None:
             return cold

@@ -307,6 +307,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         raise S3NotImplemented("GetObject by partNumber is not implemented")
     # 4. metadata (and a small object's bytes) in one hop
     mp, path = ctx.mountpaths.object_path(bck, key)
+    if not bck.is_ais:
+        ctx.atimes[bck.object_uname(key)] = time.time_ns()   # for LRU
     opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
     if opened is None:
         if not bck.is_ais:

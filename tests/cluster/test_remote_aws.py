@@ -282,3 +282,38 @@ def test_delete_listrange_writes_through(moto, client, s3b) -> None:  # type: ig
     client.job(bck.objects(obj_template="d{0..2}").delete()).wait(timeout=60)
     left = sorted(c["Key"] for c in cloud.list_objects_v2(Bucket=s3b).get("Contents", []))
     assert left == ["d3", "d4", "d5"]
+
+
+def test_lru_evicts_least_recently_read_copies(make_cluster, moto) -> None:  # type: ignore[no-untyped-def]
+    import time
+    mib = 1 << 20
+    env = {**moto.env, "AIS_SPACE_CAPACITY_BYTES": str(8 * mib), "AIS_SPACE_HIGH_WM_PCT": "80",
+           "AIS_SPACE_LOW_WM_PCT": "50", "AIS_SPACE_CHECK_INTERVAL_S": "0.3"}
+    c = make_cluster(targets=1, mountpaths=1, env=env)
+    client = Client(c.endpoint)
+    local = client.bucket("keep-" + os.urandom(3).hex())
+    local.create()
+    local.object("precious").get_writer().put_content(os.urandom(mib))
+    name = _new_bucket(moto)
+    cloud = moto.client()
+    for i in range(10):
+        cloud.put_object(Bucket=name, Key=f"o{i}", Body=os.urandom(mib))
+    bck = client.bucket(name, provider="aws")
+    r = requests.patch(f"{c.endpoint}/v1/buckets/{name}", params={"provider": "aws"}, timeout=10,
+                       json={"action": "set-bprops", "value": {"lru": {"dont_evict_time": "0s"}}})
+    assert r.status_code == 200, r.text
+    for i in [*range(1, 10), 0]:
+        bck.object(f"o{i}").get_reader().read_all()
+        time.sleep(0.05)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        cached = _cached(bck)
+        if len(cached) <= 4:
+            break
+        time.sleep(0.2)
+    assert len(cached) <= 4, cached                       # 1 MiB ais + ≤ 4 MiB cached ≤ 50% of 8 MiB + slack
+    assert "o0" in cached and "o1" not in cached           # the most recently read stays, the oldest went
+    assert local.object("precious").head().size == mib     # ais:// data is never evicted
+    jobs = client.cluster().list_jobs_status(job_kind="lru")
+    assert jobs and all(not j.err for j in jobs)
+    assert cloud.head_object(Bucket=name, Key="o1")["ContentLength"] == mib   # the backend keeps everything
