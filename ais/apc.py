@@ -39,6 +39,9 @@ HDR_ERROR = "Hdr-Error"
 HDR_CALLER_ID = "Ais-Caller-Id"
 HDR_REQUEST_ID = "Ais-Request-Id"
 HDR_CLUSTER_SECRET = "Ais-Join-Sig"
+HDR_BLOB_DOWNLOAD = "Ais-Blob-Download"
+HDR_BLOB_CHUNK = "Ais-Blob-Chunk"
+HDR_BLOB_WORKERS = "Ais-Blob-Workers"
 HDR_S3_PROVIDER = "Ais-S3-Provider"   # proxy -> target: the provider of the bucket an S3 name means
 
 # Query parameters
@@ -95,6 +98,7 @@ ACT_PREFETCH_LIST = "prefetch-listrange"
 ACT_EVICT_LIST = "evict-listrange"
 ACT_DELETE_LIST = "delete-listrange"
 ACT_EVICT_REMOTE_BCK = "evict-remote-bck"
+ACT_BLOB_DOWNLOAD = "blob-download"
 
 # Content types
 MSGPACK = "application/msgpack"

@@ -156,3 +156,24 @@ def base36(n: int) -> str:
         n, r = divmod(n, 36)
         out = digits[r] + out
     return out or "0"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+               "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40,
+               "tib": 1 << 40}
+
+
+def parse_size(text: str | None, what: str = "size") -> int:
+    """A byte count: raw (`1048576`) or with a unit (`128k`, `4mb`, `1MiB`; binary multiples). 0 if empty."""
+    raw = (text or "").strip().lower()
+    if not raw:
+        return 0
+    digits = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = raw[len(digits):].strip()
+    try:
+        value = float(digits)
+    except ValueError:
+        raise BadRequest(f"invalid {what} {text!r}: expected bytes, e.g. 1048576, 128k, 4MiB") from None
+    if unit not in _SIZE_UNITS or value < 0:
+        raise BadRequest(f"invalid {what} {text!r}: expected bytes, e.g. 1048576, 128k, 4MiB")
+    return int(value * _SIZE_UNITS[unit])

@@ -70,13 +70,13 @@ def new_job_id() -> str:
 
 
 async def start_job(ctx: ProxyContext, kind: str, src: Bucket | None, dst: Bucket | None,
-                    msg: Mapping[str, Any]) -> str:
-    """Start one job on every active target; its ID."""
+                    msg: Mapping[str, Any], targets: list[Any] | None = None) -> str:
+    """Start one job on every active target (or on `targets`); its ID."""
     job_id = new_job_id()
     job = {"id": job_id, "kind": kind, "src": src.to_wire() if src else None,
            "dst": dst.to_wire() if dst else None, "msg": dict(msg)}
     await asyncio.gather(*(ctx.http.call("POST", f"{t.intra_url}/v1/jobs", json_body=job)
-                           for t in ctx.smap.active_targets()))
+                           for t in (ctx.smap.active_targets() if targets is None else targets)))
     return job_id
 
 

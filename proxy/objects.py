@@ -11,7 +11,9 @@ import time
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import NotImplementedErr, ServiceUnavailable
+from ais.errors import BadRequest, NotImplementedErr, ServiceUnavailable, UnknownAction
+from ais.web import read_action
+from proxy.cluster import start_job
 from proxy.context import CTX
 from proxy.remote import require_bucket
 
@@ -40,5 +42,23 @@ async def redirect_object(request: web.Request) -> web.StreamResponse:
 
 
 async def bucket_level_object_action(request: web.Request) -> web.StreamResponse:
-    """`POST /v1/objects/<bucket>` (promote, blob-download): not supported yet."""
-    raise NotImplementedErr("promote and blob-download are not supported yet")
+    """`POST /v1/objects/<bucket>`: blob-download (a job on the object's owner); promote is not supported."""
+    ctx = request.app[CTX]
+    q = request.query
+    bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
+    msg = await read_action(request)
+    assert msg is not None
+    if msg.action != apc.ACT_BLOB_DOWNLOAD:
+        if msg.action == "promote":
+            raise NotImplementedErr("promote is not supported yet")
+        raise UnknownAction(f"unknown object action {msg.action!r}")
+    if bck.is_ais:
+        raise BadRequest(f"blob-download needs a remote bucket, and {bck.cname} is not one")
+    obj = names.check_object_name(msg.name)
+    await require_bucket(request, bck)
+    owner = ctx.smap.owner(bck.object_uname(obj))
+    if owner is None:
+        raise ServiceUnavailable("the cluster has no active targets")
+    value = msg.value if isinstance(msg.value, dict) else {}
+    job_id = await start_job(ctx, apc.ACT_BLOB_DOWNLOAD, bck, None, {**value, "name": obj}, targets=[owner])
+    return web.Response(text=job_id, content_type="text/plain")

@@ -179,6 +179,11 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     rng = request.headers.get("Range")
     if not bck.is_ais:
         ctx.atimes[bck.object_uname(obj)] = time.time_ns()   # for LRU
+        if names.parse_bool(request.headers.get(apc.HDR_BLOB_DOWNLOAD), apc.HDR_BLOB_DOWNLOAD) \
+                and await ctx.mountpaths.run(mp, fsmeta.stat_object, path) is None:
+            # large objects: parallel range reads into the cluster first, then served as usual
+            await remote.blob_download(ctx, bck, obj, props, names.parse_size(request.headers.get(apc.HDR_BLOB_CHUNK)),
+                                       int(request.headers.get(apc.HDR_BLOB_WORKERS) or 0))
     if not bck.is_ais and (bck.object_uname(obj) in ctx.cold or remote.validate_warm(props, request.query)):
         if (cold := await _remote_get(request, ctx, bck, obj, props, path, rng)) is not None:
             return cold

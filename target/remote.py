@@ -285,6 +285,93 @@ def _unlink_quiet(path: str) -> None:
         pass
 
 
+# --- blob download: one large object in parallel ranges -----------------------------------------
+
+BLOB_CHUNK_BYTES = 4 << 20
+BLOB_WORKERS = 4
+
+
+async def blob_download(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
+                        chunk_bytes: int = 0, workers: int = 0) -> int:
+    """Fetch a large remote object as `workers` parallel range reads of `chunk_bytes` each, into
+    one preallocated work file, then publish it like a cold GET. Returns its size.
+
+    Every range must come from the same remote version (its ETag is checked against the HEAD),
+    so an object overwritten mid-download fails instead of being stitched from two versions.
+    """
+    from target.objects import commit_object  # objects imports this module
+    chunk_bytes = max(chunk_bytes or BLOB_CHUNK_BYTES, 1 << 20)
+    workers = max(1, min(workers or BLOB_WORKERS, 32))
+    backend = await ctx.backend(bck)
+    attrs = await backend.head_object(bck.name, obj)
+    mp, _ = ctx.mountpaths.object_path(bck, obj)
+    work = ctx.mountpaths.work_path(mp, "blob.")
+    fd = await ctx.mountpaths.run(mp, _create_sized, work, attrs.size)
+    ranges = asyncio.Queue[tuple[int, int]]()
+    for off in range(0, attrs.size, chunk_bytes):
+        ranges.put_nowait((off, min(chunk_bytes, attrs.size - off)))
+
+    async def worker() -> None:
+        while not ranges.empty():
+            off, length = ranges.get_nowait()
+            reader = await backend.open_reader(bck.name, obj, off, length)
+            try:
+                if attrs.etag and reader.attrs.etag and reader.attrs.etag != attrs.etag:
+                    raise BackendError(f"{bck.object_cname(obj)} changed during the download")
+                pos = off
+                while chunk := await reader.read():
+                    await ctx.mountpaths.run(mp, os.pwrite, fd, chunk, pos)
+                    pos += len(chunk)
+                if pos != off + length:
+                    raise BackendError(f"{bck.object_cname(obj)}: range at {off} ended after {pos - off} of {length} bytes")
+            finally:
+                await reader.close()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(min(workers, ranges.qsize()) or 1):
+                tg.create_task(worker())
+        digest = await ctx.mountpaths.run(mp, _hash_and_sync, fd, attrs.size, ctx.cfg.target.fsync)
+    except BaseException as exc:
+        await asyncio.shield(ctx.mountpaths.run(mp, _close_and_unlink, fd, work))
+        if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            raise exc.exceptions[0] from None
+        raise
+    await ctx.mountpaths.run(mp, os.close, fd)
+    meta = remote_meta(bck, attrs, attrs.size, digest, int(str(props.get("bid", "0"))))
+    await commit_object(ctx, bck, obj, mp, work, meta, props, write_through=False)
+    ctx.metrics.bytes_in.labels(verb="COLD").inc(attrs.size)
+    return attrs.size
+
+
+def _create_sized(path: str, size: int) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _hash_and_sync(fd: int, size: int, fsync: bool) -> str:
+    h = xxhash.xxh64()
+    pos = 0
+    while pos < size:
+        data = os.pread(fd, min(8 << 20, size - pos), pos)
+        if not data:
+            break
+        h.update(data)
+        pos += len(data)
+    if fsync:
+        os.fsync(fd)
+    return h.hexdigest()
+
+
+def _close_and_unlink(fd: int, path: str) -> None:
+    os.close(fd)
+    _unlink_quiet(path)
+
+
 # --- HEAD of an object the cluster lacks --------------------------------------------------------
 
 def remote_headers(attrs: RemoteAttrs, props: set[str] | None) -> dict[str, str]:

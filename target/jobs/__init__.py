@@ -20,12 +20,12 @@ from ais.web import read_json
 from target.context import CTX, TargetContext
 from target.jobs.base import Job
 from target.jobs.copy import CopyBucketJob, MoveBucketJob
-from target.jobs.listrange import DeleteListJob, EvictBucketJob, EvictListJob, PrefetchListJob
+from target.jobs.listrange import BlobDownloadJob, DeleteListJob, EvictBucketJob, EvictListJob, PrefetchListJob
 
 log = logging.getLogger(__name__)
 
 KINDS: dict[str, Callable[..., Job]] = {cls.kind: cls for cls in (
-    CopyBucketJob, MoveBucketJob, PrefetchListJob, EvictListJob, DeleteListJob, EvictBucketJob)}
+    CopyBucketJob, MoveBucketJob, PrefetchListJob, EvictListJob, DeleteListJob, EvictBucketJob, BlobDownloadJob)}
 
 
 class JobRegistry:

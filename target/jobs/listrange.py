@@ -112,7 +112,31 @@ class PrefetchListJob(ListRangeJob):
         if meta is not None:
             if not self.msg.get("latest-ver") or await remote.check_warm(ctx, bck, name, meta, sync=False):
                 return 0   # already here (and current)
+        threshold = int(self.msg.get("blob-threshold") or 0)
+        if threshold > 0 and (await (await ctx.backend(bck)).head_object(bck.name, name)).size >= threshold:
+            return await remote.blob_download(ctx, bck, name, props, int(self.msg.get("blob-chunk-size") or 0),
+                                              int(self.msg.get("blob-num-workers") or 0))
         return await remote.fetch_object(ctx, bck, name, props)
+
+
+class BlobDownloadJob(Job):
+    """blob-download: one large remote object in parallel range reads (on its owner)."""
+
+    kind = "blob-download"
+
+    async def run(self) -> None:
+        assert self.src is not None
+        ctx, bck, name = self.ctx, self.src, str(self.msg.get("name", ""))
+        if bck.is_ais:
+            raise AisError(f"blob-download needs a remote bucket, not {bck.cname}")
+        props = ctx.bucket_props(bck)
+        if not self.msg.get("latest-ver"):
+            mp, path = ctx.mountpaths.object_path(bck, name)
+            if await ctx.mountpaths.run(mp, fsmeta.stat_object, path) is not None:
+                return
+        self.bytes = await remote.blob_download(ctx, bck, name, props, int(self.msg.get("chunk-size") or 0),
+                                                int(self.msg.get("num-workers") or 0))
+        self.objects = 1
 
 
 class EvictListJob(ListRangeJob):

@@ -317,3 +317,28 @@ def test_lru_evicts_least_recently_read_copies(make_cluster, moto) -> None:  # t
     jobs = client.cluster().list_jobs_status(job_kind="lru")
     assert jobs and all(not j.err for j in jobs)
     assert cloud.head_object(Bucket=name, Key="o1")["ContentLength"] == mib   # the backend keeps everything
+
+
+def test_blob_download_job_and_header(moto, client, remote_cluster, s3b) -> None:  # type: ignore[no-untyped-def]
+    from aistore.sdk.blob_download_config import BlobDownloadConfig
+    cloud = moto.client()
+    big, other = os.urandom((9 << 20) + 123), os.urandom(5 << 20)
+    cloud.put_object(Bucket=s3b, Key="blob", Body=big)
+    cloud.put_object(Bucket=s3b, Key="blob2", Body=other)
+    obj = client.bucket(s3b, provider="aws").object("blob")
+    job = obj.blob_download(chunk_size=1 << 20, num_workers=4)
+    client.job(job).wait(timeout=60)
+    assert moto.count("GET", f"/{s3b}/blob") == 10       # ten 1 MiB range reads
+    assert obj.get_reader().read_all() == big
+    assert moto.count("GET", f"/{s3b}/blob") == 10       # then served locally
+    # on GET, with the blob-download headers
+    obj2 = client.bucket(s3b, provider="aws").object("blob2")
+    got = obj2.get_reader(blob_download_config=BlobDownloadConfig(chunk_size="2MiB", num_workers="3")).read_all()
+    assert got == other
+    assert moto.count("GET", f"/{s3b}/blob2") == 3
+    # prefetch sends objects above the blob threshold through the blob downloader (4 MiB ranges)
+    cloud.put_object(Bucket=s3b, Key="blob3", Body=os.urandom(12 << 20))
+    cloud.put_object(Bucket=s3b, Key="small3", Body=b"tiny")
+    bck = client.bucket(s3b, provider="aws")
+    client.job(bck.objects(obj_names=["blob3", "small3"]).prefetch(blob_threshold=1 << 20)).wait(timeout=60)
+    assert moto.count("GET", f"/{s3b}/blob3") == 3 and moto.count("GET", f"/{s3b}/small3") == 1

@@ -79,12 +79,14 @@ class Emulator:
         except OSError:
             return ""
 
+    stop_grace_s = 10.0
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(self.stop_grace_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
@@ -168,6 +170,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 class Azurite(Emulator):
     name = "azurite"
+    stop_grace_s = 1.0   # on SIGTERM it waits up to 10 s for idle client connections; its data is scratch
     account = "devstoreaccount1"
     # Azurite's fixed development key (public, in Microsoft's documentation)
     key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
