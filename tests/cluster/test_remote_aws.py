@@ -342,3 +342,54 @@ def test_blob_download_job_and_header(moto, client, remote_cluster, s3b) -> None
     bck = client.bucket(s3b, provider="aws")
     client.job(bck.objects(obj_names=["blob3", "small3"]).prefetch(blob_threshold=1 << 20)).wait(timeout=60)
     assert moto.count("GET", f"/{s3b}/blob3") == 3 and moto.count("GET", f"/{s3b}/small3") == 1
+
+
+def test_throttled_backend_is_retried_then_reported(moto, client, remote_cluster, s3b) -> None:  # type: ignore[no-untyped-def]
+    cloud = moto.client()
+    cloud.put_object(Bucket=s3b, Key="t1", Body=b"after two 503s")
+    cloud.put_object(Bucket=s3b, Key="t2", Body=b"never")
+    bck = client.bucket(s3b, provider="aws")
+    bck.head()
+    moto.fail_next(2, 503)
+    assert bck.object("t1").get_reader().read_all() == b"after two 503s"
+    assert moto.count("GET", f"/{s3b}/t1") == 3
+    moto.fail_next(100, 503)
+    try:
+        r = requests.get(f"{remote_cluster.endpoint}/v1/objects/{s3b}/t2?provider=aws", timeout=60)
+    finally:
+        moto.fail_next(0)
+    assert r.status_code == 503 and "throttling" in r.text, r.text
+    assert _cached(bck) == ["t1"]                             # nothing partial of t2
+    assert bck.object("t2").get_reader().read_all() == b"never"
+
+
+def test_bucket_validate_warm_get_and_synchronize(moto, client, remote_cluster, s3b) -> None:  # type: ignore[no-untyped-def]
+    cloud = moto.client()
+    cloud.put_object(Bucket=s3b, Key="w", Body=b"one")
+    bck = client.bucket(s3b, provider="aws")
+    assert bck.object("w").get_reader().read_all() == b"one"
+    r = requests.patch(f"{remote_cluster.endpoint}/v1/buckets/{s3b}", params={"provider": "aws"}, timeout=10,
+                       json={"action": "set-bprops",
+                             "value": {"versioning": {"validate_warm_get": True, "synchronize": True}}})
+    assert r.status_code == 200, r.text
+    cloud.put_object(Bucket=s3b, Key="w", Body=b"two!")
+    assert bck.object("w").get_reader().read_all() == b"two!"      # every warm GET is validated
+    cloud.delete_object(Bucket=s3b, Key="w")
+    with pytest.raises(AISError) as exc:
+        bck.object("w").get_reader().read_all()
+    assert exc.value.status_code == 404
+    assert _cached(bck) == []                                       # synchronize dropped the copy
+
+
+def test_wrong_credentials_are_a_clear_403(make_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.emulators import MotoS3
+    moto = MotoS3(str(tmp_path / "moto"))
+    moto.process_env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"}   # moto checks credentials from the first request
+    moto.start()
+    try:
+        c = make_cluster(targets=1, mountpaths=1, env={**moto.env, "AWS_ACCESS_KEY_ID": "wrong-key"})
+        r = requests.get(f"{c.endpoint}/v1/objects/some-bucket/x?provider=aws", timeout=60)
+        assert r.status_code == 403 and "access denied" in r.text, r.text
+        assert requests.get(f"{c.endpoint}/v1/health", timeout=5).status_code == 200
+    finally:
+        moto.stop()

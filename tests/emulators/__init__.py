@@ -58,7 +58,7 @@ class Emulator:
         os.makedirs(self.workdir, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     start_new_session=True)
+                                     start_new_session=True, env={**os.environ, **self.process_env})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -80,6 +80,7 @@ class Emulator:
             return ""
 
     stop_grace_s = 10.0
+    process_env: Mapping[str, str] = {}   # extra environment of the emulator process
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -132,6 +133,11 @@ class MotoS3(Emulator):
 
     def reset_count(self) -> None:
         requests.delete(f"{self.endpoint}/_emu/count", timeout=5).raise_for_status()
+
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """The next `count` object requests answer `status` (503 SlowDown, 429, 500...)."""
+        requests.post(f"{self.endpoint}/_emu/fail", params={"status": status, "count": count},
+                      timeout=5).raise_for_status()
 
     def slow(self, bytes_per_s: int) -> None:
         """Throttle every response body to about `bytes_per_s` (0: full speed)."""

@@ -2,7 +2,8 @@
 
 Run: python moto_counting.py PORT
 Control: GET /_emu/count -> {"GET /bucket/key": n, ...}; DELETE /_emu/count resets;
-POST /_emu/slow?bytes_per_s=N throttles response bodies (0 = full speed).
+POST /_emu/slow?bytes_per_s=N throttles response bodies (0 = full speed);
+POST /_emu/fail?status=503&count=N makes the next N object requests fail with that status.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from werkzeug.serving import run_simple
 _counts: Counter[str] = Counter()
 _lock = threading.Lock()
 _slow = {"bytes_per_s": 0}
+_fail = {"status": 0, "left": 0}   # the next `left` object requests answer `status` (e.g. 503 SlowDown)
 
 
 def _throttled(body: Iterable[bytes], rate: int) -> Iterable[bytes]:
@@ -51,8 +53,20 @@ def app_factory() -> Callable[..., Any]:
             _slow["bytes_per_s"] = int(qs.get("bytes_per_s", "0"))
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok"]
+        if path == "/_emu/fail":
+            qs = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+            _fail["status"], _fail["left"] = int(qs.get("status", "503")), int(qs.get("count", "1"))
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
         with _lock:
             _counts[f"{method} {unquote(path)}"] += 1
+            failing = _fail["left"] > 0 and path.count("/") >= 2   # object requests only
+            if failing:
+                _fail["left"] -= 1
+        if failing:
+            code = {503: "SlowDown", 429: "TooManyRequests"}.get(_fail["status"], "InternalError")
+            start_response(f"{_fail['status']} Injected", [("Content-Type", "application/xml")])
+            return [f"<Error><Code>{code}</Code><Message>injected by the test</Message></Error>".encode()]
         result: Iterable[bytes] = moto_app(environ, start_response)
         rate = _slow["bytes_per_s"]
         return _throttled(result, rate) if rate else result
