@@ -475,9 +475,10 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
         fresh = remote.remote_meta(bck, attrs, meta.size, meta.cksum_value, meta.bid, custom=meta.custom)
         meta = replace(meta, version=fresh.version, custom=fresh.custom, md5=meta.md5 or fresh.md5)
     versioning = bck.is_ais and bool((props.get("versioning") or {}).get("enabled", True))
+    run = ctx.mountpaths.run if write_through else ctx.mountpaths.run_flush   # a fetched copy: background
     async with ctx.object_lock(bck.object_uname(obj)):
         try:
-            return await ctx.mountpaths.run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
+            return await run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
         except OSError as exc:
             await ctx.mountpaths.run(mp, _unlink_quiet, work)
             raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc

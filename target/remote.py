@@ -162,7 +162,7 @@ class ColdFetch:
                 if self.written != reader.attrs.size:
                     raise BackendError(f"{self.bck.object_cname(self.obj)}: backend stream ended after "
                                        f"{self.written} of {reader.attrs.size} bytes")
-                await ctx.mountpaths.run(mp, _finish, f, ctx.cfg.target.fsync)
+                await ctx.mountpaths.run_flush(mp, _finish, f, ctx.cfg.target.fsync)
             except BaseException:
                 f.close()
                 raise

@@ -39,6 +39,10 @@ class Mountpaths:
             raise MountpathError("a target needs at least one mountpath (target.mountpaths)")
         self._pools = {mp: ThreadPoolExecutor(max_workers=workers_per_mountpath, thread_name_prefix=f"io{i}")
                        for i, mp in enumerate(self.paths)}
+        # fsyncs of background writes (cold GETs already served) wait for the disk here, so they
+        # never hold the threads that foreground reads and writes need
+        self._flush_pools = {mp: ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"flush{i}")
+                             for i, mp in enumerate(self.paths)}
 
     # --- start-up (blocking; called once before serving) -------------------------------
     def init(self, node_id: str) -> None:
@@ -64,7 +68,7 @@ class Mountpaths:
             os.makedirs(os.path.join(mp, MPU_DIR), exist_ok=True)
 
     def close(self) -> None:
-        for pool in self._pools.values():
+        for pool in (*self._pools.values(), *self._flush_pools.values()):
             pool.shutdown(wait=True, cancel_futures=True)
 
     # --- layout -------------------------------------------------------------------------
@@ -94,6 +98,10 @@ class Mountpaths:
     async def run(self, mp: str, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking file operation in the mountpath's pool."""
         return await asyncio.get_running_loop().run_in_executor(self._pools[mp], fn, *args)
+
+    async def run_flush(self, mp: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking fsync-bound operation of background work in the mountpath's flush pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._flush_pools[mp], fn, *args)
 
     def pool(self, mp: str) -> ThreadPoolExecutor:
         return self._pools[mp]
