@@ -50,7 +50,7 @@ class ListRangeJob(Job):
                     self.bytes += await self.one(name)
                     self.objects += 1
                 except NotFound as exc:
-                    if not coer and not selection.prefix and not selection.everything:
+                    if not coer and selection.names:   # a template or prefix may have holes
                         self.errors.append(exc.message)
                 except AisError as exc:
                     self.errors.append(f"{name}: {exc.message}")
