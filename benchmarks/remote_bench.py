@@ -6,6 +6,7 @@ moto, (b) through the cluster's S3 API cold (every object fetched from moto by i
 (direct, cold, warm) × reps so machine drift hits every case alike.
 
     .venv/bin/python benchmarks/remote_bench.py [--objects 200] [--size-mib 4] [--concurrency 8] [--reps 3]
+                                                [--stream-mbps 50]   # per-stream cap, like a real cloud
 
 Prints one JSON line per round and a markdown table of medians with the issue-4 targets.
 """
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default="")
     ap.add_argument("--no-fsync", action="store_true")
+    ap.add_argument("--stream-mbps", type=float, default=0,
+                    help="cap each backend response at this many MB/s (a cloud-like per-stream rate); 0 = loopback speed")
     ap.add_argument("--cases", default="direct,cold,warm", help="comma-separated subset (for profiling)")
     args = ap.parse_args()
     size = args.size_mib << 20
@@ -77,6 +80,8 @@ def main() -> None:
         payload = os.urandom(size)
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda k: direct.put_object(Bucket=bucket, Key=k, Body=payload), keys))
+        if args.stream_mbps:
+            moto.slow(int(args.stream_mbps * 1e6))
         ours = s3_client(f"{spec.endpoint}/s3", args.concurrency)
         native = f"{spec.endpoint}/v1/buckets/{bucket}"
         requests.head(native, params={"provider": "aws"}, timeout=30).raise_for_status()   # add the bucket
