@@ -385,19 +385,8 @@ def _open_work(path: str, append: bool = False) -> Any:
     return open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115 - closed by the caller
 
 
-def _finish_work(f: Any, fsync: bool) -> None:
-    try:
-        if fsync:
-            os.fsync(f.fileno())
-    finally:
-        f.close()
-
-
-def _unlink_quiet(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+_finish_work = fsmeta.finish_work
+_unlink_quiet = fsmeta.unlink_quiet
 
 
 async def batches(chunks: AsyncIterator[bytes], size_hint: int) -> AsyncIterator[list[bytes]]:

@@ -133,7 +133,7 @@ class ColdFetch:
             if not self.ready.done():
                 self.ready.set_exception(self.error)
                 self.ready.exception()  # retrieved: readers may all be gone
-            await asyncio.shield(ctx.mountpaths.run(self.mp, _unlink_quiet, self.work))
+            await asyncio.shield(ctx.mountpaths.run(self.mp, fsmeta.unlink_quiet, self.work))
             if isinstance(exc, asyncio.CancelledError):
                 raise
             if not isinstance(exc, AisError):
@@ -162,7 +162,7 @@ class ColdFetch:
                 if self.written != reader.attrs.size:
                     raise BackendError(f"{self.bck.object_cname(self.obj)}: backend stream ended after "
                                        f"{self.written} of {reader.attrs.size} bytes")
-                await ctx.mountpaths.run_flush(mp, _finish, f, ctx.cfg.target.fsync)
+                await ctx.mountpaths.run_flush(mp, fsmeta.finish_work, f, ctx.cfg.target.fsync)
             except BaseException:
                 f.close()
                 raise
@@ -270,19 +270,6 @@ def _append(f: Any, chunk: bytes, hasher: Any) -> None:
         view = view[f.write(view):]
 
 
-def _finish(f: Any, fsync: bool) -> None:
-    try:
-        if fsync:
-            os.fsync(f.fileno())
-    finally:
-        f.close()
-
-
-def _unlink_quiet(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 # --- blob download: one large object in parallel ranges -----------------------------------------
@@ -369,7 +356,7 @@ def _hash_and_sync(fd: int, size: int, fsync: bool) -> str:
 
 def _close_and_unlink(fd: int, path: str) -> None:
     os.close(fd)
-    _unlink_quiet(path)
+    fsmeta.unlink_quiet(path)
 
 
 # --- HEAD of an object the cluster lacks --------------------------------------------------------

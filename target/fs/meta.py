@@ -165,6 +165,23 @@ def remove_object(path: str, bucket_dir: str) -> bool:
     return True
 
 
+def finish_work(f: BinaryIO, fsync: bool) -> None:
+    """Blocking: fsync (when configured) and close a fully written work file."""
+    try:
+        if fsync:
+            os.fsync(f.fileno())
+    finally:
+        f.close()
+
+
+def unlink_quiet(path: str) -> None:
+    """Blocking: remove a work file that may already be gone."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def translate_os_error(exc: OSError, what: str) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return InsufficientStorage(f"out of space writing {what}")

@@ -26,32 +26,6 @@ PROVIDERS = ("aws", "gcp", "azure")
 SCHEMES = {"aws": "s3", "gcp": "gs", "azure": "az"}
 
 
-# --- emulators --------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
-    m = MotoS3(str(tmp_path_factory.mktemp("moto")))
-    m.start()
-    yield m
-    m.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
-    g = GcsEmulator(str(tmp_path_factory.mktemp("gcs")))
-    g.start()
-    yield g
-    g.stop()
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    a = Azurite(str(tmp_path_factory.mktemp("azurite")))
-    a.start()
-    yield a
-    a.stop()
-
-
 # --- a cloud as the tests see it ----------------------------------------------------------------
 
 class Remote:

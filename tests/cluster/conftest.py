@@ -154,37 +154,7 @@ def bucket(client, request: pytest.FixtureRequest):  # type: ignore[no-untyped-d
     b.delete(missing_ok=True)
 
 
-# --- cloud emulators and a cluster that uses them --------------------------------------------
-
-@pytest.fixture(scope="session")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """moto's S3 server on loopback (counts requests; can be slowed down)."""
-    from tests.emulators import MotoS3
-    m = MotoS3(str(tmp_path_factory.mktemp("moto")))
-    m.start()
-    yield m
-    m.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """gcp-storage-emulator on loopback."""
-    from tests.emulators import GcsEmulator
-    g = GcsEmulator(str(tmp_path_factory.mktemp("gcs")))
-    g.start()
-    yield g
-    g.stop()
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Azurite's blob service on loopback (installed from npm by deploy/local/install.sh)."""
-    from tests.emulators import Azurite
-    a = Azurite(str(tmp_path_factory.mktemp("azurite")))
-    a.start()
-    yield a
-    a.stop()
-
+# --- a cluster that uses the cloud emulators (tests/conftest.py) --------------------------------------------
 
 @pytest.fixture(scope="session")
 def remote_cluster(tmp_path_factory: pytest.TempPathFactory, moto: Any, gcs: Any, azurite: Any) -> Iterator[Cluster]:

@@ -308,10 +308,12 @@ def test_lru_evicts_least_recently_read_copies(make_cluster, moto) -> None:  # t
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         cached = _cached(bck)
-        if len(cached) <= 4:
+        if len(cached) <= 5:
             break
         time.sleep(0.2)
-    assert len(cached) <= 4, cached                       # 1 MiB ais + ≤ 4 MiB cached ≤ 50% of 8 MiB + slack
+    # below the high watermark again: 1 MiB ais + at most 5 MiB cached < 80% of 8 MiB (each LRU run
+    # goes down to 50%; reads after the last run may add up to the high watermark)
+    assert len(cached) <= 5, cached
     assert "o0" in cached and "o1" not in cached           # the most recently read stays, the oldest went
     assert local.object("precious").head().size == mib     # ais:// data is never evicted
     jobs = client.cluster().list_jobs_status(job_kind="lru")
