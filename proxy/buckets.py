@@ -238,6 +238,8 @@ async def post_bucket(request: web.Request) -> web.StreamResponse:
         return await _copy_or_move(request, ctx, primary, bck, msg)
     if msg.action == apc.ACT_PREFETCH_LIST:
         return await _list_job(request, ctx, bck, msg, remote_only=True)
+    if msg.action == apc.ACT_COPY_LIST:
+        return await _copy_list(request, ctx, primary, bck, msg)
     raise UnknownAction(f"unknown bucket POST action {msg.action!r}")
 
 
@@ -250,6 +252,41 @@ async def _list_job(request: web.Request, ctx: ProxyContext, bck: Bucket, msg: A
     value = msg.value if isinstance(msg.value, dict) else {}
     parse_selection(value)   # a malformed selection is this request's 400, not a failed job
     job_id = await start_job(ctx, msg.action, bck, None, value)
+    return web.Response(text=job_id, content_type="text/plain")
+
+
+async def _ensure_destination(primary: Primary, src: Bucket, dst: Bucket, exclusive: bool = False) -> None:
+    """Create the ais:// destination of a copy (with the source's props when it is ais:// too)."""
+    if not dst.is_ais:
+        raise NotImplementedErr(f"copying to {dst.cname} is not supported yet")
+
+    async def prepare(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+        src_props = bmd.get(src)
+        if src_props is None:
+            raise BucketNotFound(src.cname)
+        if bmd.get(dst) is not None:
+            if exclusive:
+                raise BucketExists(dst.cname)
+            return None, None
+        base = src_props if src.is_ais else default_bucket_props(dst, 0)
+        return None, bmd.with_bucket(dst, {**base, "bid": str(bmd.next_bid())})
+    await primary.update(prepare)
+
+
+async def _copy_list(request: web.Request, ctx: ProxyContext, primary: Primary, src: Bucket,
+                     msg: ActionMsg) -> web.StreamResponse:
+    """copy-listrange: the selected objects to `tobck` (TCOMsg), as a job on every target."""
+    value = msg.value if isinstance(msg.value, dict) else {}
+    tobck = value.get("tobck")
+    if not isinstance(tobck, dict) or not tobck.get("name"):
+        raise BadMessage("copy-listrange needs the destination bucket in 'tobck'")
+    ns = tobck.get("namespace") or {}
+    dst = names.make_bucket(str(tobck["name"]), str(tobck.get("provider") or ""),
+                            f"@{ns.get('uuid', '')}#{ns.get('name', '')}" if ns.get("uuid") or ns.get("name") else "")
+    parse_selection(value)
+    await require_bucket(request, src)
+    await _ensure_destination(primary, src, dst)
+    job_id = await start_job(ctx, apc.ACT_COPY_LIST, src, dst, value)
     return web.Response(text=job_id, content_type="text/plain")
 
 
@@ -372,19 +409,14 @@ async def _copy_or_move(request: web.Request, ctx: ProxyContext, primary: Primar
     value = msg.value if isinstance(msg.value, dict) else {}
     copy_msg = dict(ci_get(value, "copy_msg", None) or value)
 
-    async def prepare(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
-        src_props = bmd.get(src)
-        if src_props is None:
-            raise BucketNotFound(src.cname)
-        if bmd.get(dst) is not None:
-            if moving:
-                raise BucketExists(dst.cname)
-            return None, None
-        props = {**src_props, "bid": str(bmd.next_bid())}
-        return None, bmd.with_bucket(dst, props)
-    await primary.update(prepare)
+    await require_bucket(request, src)
+    await _ensure_destination(primary, src, dst, exclusive=moving)
 
-    job_id = await start_job(ctx, "move-bck" if moving else "copy-bck", src, dst, copy_msg)
+    if src.is_ais:
+        job_id = await start_job(ctx, "move-bck" if moving else "copy-bck", src, dst, copy_msg)
+    else:   # a remote source: everything at the backend (under the prefix), fetched as needed
+        job_id = await start_job(ctx, apc.ACT_COPY_LIST, src, dst,
+                                 {**copy_msg, "template": str(copy_msg.get("prefix") or "")})
     if moving:
         ctx.finalizing.add(job_id)
         ctx.spawn(_finish_move(ctx, primary, job_id, src), name=f"finish-move-{job_id}")

@@ -648,8 +648,8 @@ async def _mpu_complete(request: web.Request, ctx: TargetContext, bck: Bucket, o
 
 # --- copy / rename --------------------------------------------------------------------------
 
-async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket, dst_obj: str) -> None:
-    """Copy a local object to its owner under a new bucket/name (local or another target)."""
+async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket, dst_obj: str) -> int:
+    """Copy a local object to its owner under a new bucket/name (local or another target); its size."""
     dst_props = ctx.bucket_props(dst)
     mp, path = ctx.mountpaths.object_path(bck, obj)
     opened = await ctx.mountpaths.run(mp, fsmeta.open_object, path)
@@ -668,7 +668,7 @@ async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket,
                                   custom=meta.custom, bid=int(str(dst_props.get("bid", "0"))), md5=meta.md5,
                                   etag=meta.etag, s3_checksums=meta.s3_checksums)
             await commit_object(ctx, dst, dst_obj, dmp, work, new_meta, dst_props)
-            return
+            return meta.size
         url = f"{owner.public_url}/v1/objects/{dst.name}/{_quote(dst_obj)}"
         params = {apc.Q_PROVIDER: dst.provider, _TARGET_REDIRECT: ctx.me.id}
         if not dst.namespace.is_global:
@@ -684,6 +684,7 @@ async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket,
         if meta.custom:
             await ctx.http.call("PATCH", url, params={**params, apc.Q_NEW_CUSTOM: "true"},
                                 json_body={"action": "", "value": meta.custom})
+        return meta.size
     finally:
         f.close()
 

@@ -20,12 +20,13 @@ from ais.web import read_json
 from target.context import CTX, TargetContext
 from target.jobs.base import Job
 from target.jobs.copy import CopyBucketJob, MoveBucketJob
-from target.jobs.listrange import BlobDownloadJob, DeleteListJob, EvictBucketJob, EvictListJob, PrefetchListJob
+from target.jobs.listrange import BlobDownloadJob, CopyListJob, DeleteListJob, EvictBucketJob, EvictListJob, PrefetchListJob
 
 log = logging.getLogger(__name__)
 
 KINDS: dict[str, Callable[..., Job]] = {cls.kind: cls for cls in (
-    CopyBucketJob, MoveBucketJob, PrefetchListJob, EvictListJob, DeleteListJob, EvictBucketJob, BlobDownloadJob)}
+    CopyBucketJob, MoveBucketJob, PrefetchListJob, EvictListJob, DeleteListJob, EvictBucketJob, BlobDownloadJob,
+    CopyListJob)}
 
 
 class JobRegistry:

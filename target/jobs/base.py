@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
+# kinds that AIStore keeps alive and idle between uses; the SDK waits for them to report idle
+IDLE_KINDS = frozenset({"ec-get", "ec-put", "ec-resp", "put-copies", "archive", "copy-listrange", "etl-listrange",
+                        "download", "list", "get-batch"})
+
 _NO_BUCKET = {"name": "", "provider": "", "namespace": {"uuid": "", "name": ""}}
 
 
@@ -67,7 +71,7 @@ class Job:
             "err": "; ".join(self.errors[:5]), "abort-err": "aborted" if self.aborted else "",
             "stats": {"loc-objs": str(self.objects), "loc-bytes": str(self.bytes), "out-objs": str(self.objects),
                       "out-bytes": str(self.bytes), "in-objs": "0", "in-bytes": "0"},
-            "aborted": self.aborted, "is_idle": False, "glob.id": "0",
+            "aborted": self.aborted, "is_idle": bool(self.end_ns) and self.kind in IDLE_KINDS, "glob.id": "0",
             "end_ns": self.end_ns,
         }
 

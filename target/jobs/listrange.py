@@ -18,7 +18,7 @@ from target import remote
 from target.fs import meta as fsmeta
 from target.fs.walk import walk_sorted
 from target.jobs.base import Job
-from target.objects import delete_local, delete_object_everywhere
+from target.objects import copy_object_to, delete_local, delete_object_everywhere
 
 DEFAULT_WORKERS = 8
 _BATCH = 512
@@ -72,7 +72,7 @@ class ListRangeJob(Job):
             while batch := list(itertools.islice(listed, _BATCH)):
                 yield [n for n in batch if self._mine(n)]
             return
-        if self.list_backend:
+        if self.list_backend and not bck.is_ais:
             token = ""
             while True:
                 page = await (await ctx.backend(bck)).list_page(bck.name, selection.prefix, token, 1000)
@@ -137,6 +137,25 @@ class BlobDownloadJob(Job):
         self.bytes = await remote.blob_download(ctx, bck, name, props, int(self.msg.get("chunk-size") or 0),
                                                 int(self.msg.get("num-workers") or 0))
         self.objects = 1
+
+
+class CopyListJob(ListRangeJob):
+    """copy-listrange: copy the selected objects to `tobck` (with `prepend` on their names); a
+    remote source object the cluster lacks is fetched first."""
+
+    kind = "copy-listrange"
+    list_backend = True   # a prefix of a remote source lists the backend
+
+    async def one(self, name: str) -> int:
+        assert self.src is not None and self.dst is not None
+        ctx, src = self.ctx, self.src
+        if self.msg.get("dry_run"):
+            return 0
+        if not src.is_ais:
+            mp, path = ctx.mountpaths.object_path(src, name)
+            if await ctx.mountpaths.run(mp, fsmeta.stat_object, path) is None:
+                await remote.fetch_object(ctx, src, name, ctx.bucket_props(src))
+        return await copy_object_to(self.ctx, src, name, self.dst, str(self.msg.get("prepend") or "") + name)
 
 
 class EvictListJob(ListRangeJob):

@@ -395,3 +395,22 @@ def test_wrong_credentials_are_a_clear_403(make_cluster, tmp_path) -> None:  # t
         assert requests.get(f"{c.endpoint}/v1/health", timeout=5).status_code == 200
     finally:
         moto.stop()
+
+
+def test_copy_remote_bucket_and_list_to_ais(moto, client, s3b) -> None:  # type: ignore[no-untyped-def]
+    cloud = moto.client()
+    for i in range(6):
+        cloud.put_object(Bucket=s3b, Key=f"c/{i}", Body=f"copy {i}".encode())
+    src = client.bucket(s3b, provider="aws")
+    src.object("c/0").get_reader().read_all()                  # one cached, the rest only remote
+    whole = client.bucket("whole-" + os.urandom(3).hex())
+    client.job(src.copy(to_bck=whole, prepend="x-")).wait(timeout=60)
+    assert [e.name for e in whole.list_all_objects()] == [f"x-c/{i}" for i in range(6)]
+    assert whole.object("x-c/4").get_reader().read_all() == b"copy 4"
+    part = client.bucket("part-" + os.urandom(3).hex())
+    jobs = src.objects(obj_template="c/{1..3}").copy(to_bck=part)
+    for j in jobs:
+        client.job(j).wait(timeout=60)
+    assert [e.name for e in part.list_all_objects()] == ["c/1", "c/2", "c/3"]
+    for b in (whole, part):
+        b.delete()
