@@ -148,6 +148,24 @@ async def get_cluster(request: web.Request) -> web.StreamResponse:
     raise BadRequest(f"unsupported 'what={what}'")
 
 
+_STARTABLE = ("lru",)   # kinds `PUT /v1/cluster {"action": "start"}` may start (others come with their features)
+
+
+async def _start(ctx: ProxyContext, value: Mapping[str, Any]) -> web.StreamResponse:
+    """Start a job explicitly (SDK `Job.start`): on every target, or on `DaemonID`."""
+    kind = str(ci_get(value, "kind", "") or "")
+    if kind not in _STARTABLE:
+        raise NotImplementedErr(f"starting {kind!r} jobs explicitly is not supported; startable kinds: {list(_STARTABLE)}")
+    node = str(ci_get(value, "daemonid", "") or ci_get(value, "daemon_id", "") or "")
+    targets = ctx.smap.active_targets()
+    if node:
+        targets = [t for t in targets if t.id == node]
+        if not targets:
+            raise NotFound(f"target {node} is not an active target of the cluster")
+    job_id = await start_job(ctx, kind, None, None, {}, targets=targets)
+    return web.Response(text=job_id, content_type="text/plain")
+
+
 async def put_cluster(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     msg = await read_action(request)
@@ -161,5 +179,5 @@ async def put_cluster(request: web.Request) -> web.StreamResponse:
                                for t in ctx.smap.active_targets()), return_exceptions=True)
         return web.Response(status=200)
     if msg.action == apc.ACT_START:
-        raise NotImplementedErr("starting jobs explicitly is not supported yet")
+        return await _start(ctx, msg.value if isinstance(msg.value, dict) else {})
     raise UnknownAction(f"unknown cluster action {msg.action!r}")

@@ -20,13 +20,14 @@ from ais.web import read_json
 from target.context import CTX, TargetContext
 from target.jobs.base import Job
 from target.jobs.copy import CopyBucketJob, MoveBucketJob
+from target.jobs.lru import LruJob
 from target.jobs.listrange import BlobDownloadJob, CopyListJob, DeleteListJob, EvictBucketJob, EvictListJob, PrefetchListJob
 
 log = logging.getLogger(__name__)
 
 KINDS: dict[str, Callable[..., Job]] = {cls.kind: cls for cls in (
     CopyBucketJob, MoveBucketJob, PrefetchListJob, EvictListJob, DeleteListJob, EvictBucketJob, BlobDownloadJob,
-    CopyListJob)}
+    CopyListJob, LruJob)}
 
 
 class JobRegistry:
