@@ -23,7 +23,7 @@ import xxhash
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import (AisError, BadMessage, BadRequest, Conflict, NotFound, NotImplementedErr,
+from ais.errors import (AisError, InsufficientStorage, BadMessage, BadRequest, Conflict, NotFound, NotImplementedErr,
                         ObjectNotFound, RangeNotSatisfiable, UnknownAction)
 from ais.names import Bucket
 from ais.web import STREAMING, read_action
@@ -381,7 +381,13 @@ def _write_chunks(f: Any, chunks: list[bytes], rec: Received) -> None:
             views[0] = views[0][n:]
 
 
-def _open_work(path: str, append: bool = False) -> Any:
+def _open_work(path: str, append: bool = False, need_bytes: int = 0) -> Any:
+    """Open a work file; with `need_bytes`, first check that the filesystem has room for it."""
+    if need_bytes > 0:
+        st = os.statvfs(os.path.dirname(path))
+        free = st.f_bavail * st.f_frsize
+        if free < need_bytes:
+            raise InsufficientStorage(f"not enough space for {need_bytes} bytes: {free} bytes free on the mountpath")
     return open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115 - closed by the caller
 
 
@@ -410,7 +416,7 @@ async def write_work(ctx: TargetContext, mp: str, work: str, source: AsyncIterat
     `expected_bytes` is checked against the bytes received. On any failure (source gone, disk
     error, cancel) the work file is removed.
     """
-    f = await ctx.mountpaths.run(mp, _open_work, work, append)
+    f = await ctx.mountpaths.run(mp, _open_work, work, append, expected_bytes or 0)
     try:
         async for batch in source:
             await ctx.mountpaths.run(mp, _write_chunks, f, batch, rec)

@@ -554,3 +554,21 @@ def test_list_with_bad_fields_is_400(cluster: Any, bucket: Any, value: dict[str,
     r = _list(cluster, bucket, value)
     assert r.status_code == 400, r.text[:300]
     mentions(resp_error(r), *(["page"] if "pagesize" in value else ["bogus"]))
+
+
+def test_put_larger_than_free_space_is_507(cluster, bucket) -> None:  # type: ignore[no-untyped-def]
+    first = requests.put(f"{cluster.endpoint}/v1/objects/{bucket.name}/huge", data=b"", allow_redirects=False,
+                         timeout=10)
+    assert first.status_code == 307
+    target = urllib.parse.urlsplit(first.headers["Location"])
+    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+    conn.putrequest("PUT", f"{target.path}?{target.query}")
+    conn.putheader("Content-Length", str(1 << 60))     # far more than any disk; no body follows
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    assert resp.status == 507 and "not enough space" in body, body
+    with pytest.raises(AISError) as exc:
+        bucket.object("huge").head()
+    assert exc.value.status_code == 404
