@@ -108,6 +108,21 @@ class SpaceSection:
 
 
 @dataclass(frozen=True)
+class LoadSection:
+    # Per-target load monitor (target.load): sampled every sample_interval_s, each dimension graded
+    # Low/Moderate/High/Critical. Network utilisation (percent of the link) uses the disk watermarks.
+    sample_interval_s: float = 1.0
+    link_capacity_mbps: float = 10000.0   # megabits/s of the network link
+    disk_util_low_wm: int = 20            # percent busy: above → Moderate
+    disk_util_high_wm: int = 80           # above → High
+    disk_util_max_wm: int = 95            # at or above → Critical
+    mem_min_free_pct: int = 5             # available memory at or below → Critical
+    mem_low_wm_pct: int = 20              # available memory above this ·17/16 → Low
+    max_inflight: int = 4096              # in-flight requests: High at half, Critical at this
+    max_open_files_pct: int = 90          # of RLIMIT_NOFILE: Critical at this
+
+
+@dataclass(frozen=True)
 class LogSection:
     level: str = "INFO"
     file: str = ""     # empty = stderr
@@ -124,6 +139,7 @@ class Config:
     s3: S3Section = field(default_factory=S3Section)
     backend: BackendSection = field(default_factory=BackendSection)
     space: SpaceSection = field(default_factory=SpaceSection)
+    load: LoadSection = field(default_factory=LoadSection)
     log: LogSection = field(default_factory=LogSection)
 
     def to_dict(self) -> dict[str, Any]:
