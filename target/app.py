@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import time
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -27,14 +28,15 @@ from ais.web import Listener, metrics_handler, middlewares, until_stopped as _un
 from target import jobs, listing, objects, remote, s3, space
 from target.backends import Backends
 from target.context import CTX, TargetContext
+from target.load import LoadMonitor
 from target.fs.mountpaths import Mountpaths
 
 log = logging.getLogger(__name__)
 
 
 def build_public_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Application:
-    app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics,
-                                                  renderers={"/s3": render_s3_error}),
+    app = web.Application(middlewares=[*middlewares(lambda: ctx.me.display, ctx.metrics,
+                                                    renderers={"/s3": render_s3_error}), _count_inflight(ctx)],
                           client_max_size=apc.MAX_CONTROL_BODY_BYTES)
     app[CTX] = ctx
     app[jobs.JOBS] = registry
@@ -53,6 +55,20 @@ def build_public_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appl
     app.router.add_post(s3obj, s3.post_object)
     _add_common(app, ctx)
     return app
+
+
+def _count_inflight(ctx: TargetContext) -> Any:
+    """Requests in flight (and the bytes they declare), for the load monitor."""
+    @web.middleware
+    async def inflight(request: web.Request,
+                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        n = request.content_length or 0
+        ctx.load.begin(n)
+        try:
+            return await handler(request)
+        finally:
+            ctx.load.end(n)
+    return inflight
 
 
 def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Application:
@@ -101,7 +117,7 @@ async def node_status(ctx: TargetContext) -> dict[str, object]:
             out[mp] = {"total": st.f_blocks * st.f_frsize, "avail": st.f_bavail * st.f_frsize}
         return out
     return {"snode": ctx.me.to_wire(), "mountpaths": await asyncio.get_running_loop().run_in_executor(None, disks),
-            "uptime_ns": time.monotonic_ns() - ctx.started_ns, "pid": os.getpid()}
+            "uptime_ns": time.monotonic_ns() - ctx.started_ns, "pid": os.getpid(), "load": ctx.load.snapshot.to_dict()}
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> None:
@@ -122,9 +138,12 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         stack.push_async_callback(http.close)
         backends = Backends(cfg.backend)
         stack.push_async_callback(backends.close)
+        metrics = NodeMetrics("target", node_id)
+        load = LoadMonitor(cfg, mountpaths.paths, metrics.registry)
         ctx = TargetContext(cfg=cfg, me=me, store=store, mountpaths=mountpaths, http=http,
-                            metrics=NodeMetrics("target", node_id), started_ns=started_ns, backends=backends)
+                            metrics=metrics, started_ns=started_ns, backends=backends, load=load)
         stack.push_async_callback(ctx.background.cancel_all)
+        ctx.spawn(load.run(), name="load-monitor")
         store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
         registry = jobs.JobRegistry()
         stack.push_async_callback(registry.stop_all)

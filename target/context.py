@@ -20,6 +20,7 @@ from ais.tasks import TaskOwner
 from target.backends import Backends
 from target.backends.base import Backend
 from target.fs.mountpaths import Mountpaths
+from target.load import LoadMonitor
 
 if TYPE_CHECKING:
     from target.remote import ColdFetch
@@ -37,6 +38,7 @@ class TargetContext:
     metrics: NodeMetrics
     started_ns: int
     backends: Backends
+    load: LoadMonitor
     locks: list[asyncio.Lock] = field(default_factory=lambda: [asyncio.Lock() for _ in range(_LOCK_STRIPES)])
     cold: dict[str, "ColdFetch"] = field(default_factory=dict)   # object uname -> cold GET in flight
     background: TaskOwner = field(default_factory=TaskOwner)

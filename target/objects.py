@@ -253,6 +253,7 @@ async def _cold_get(request: web.Request, ctx: TargetContext, bck: Bucket, obj: 
         offset, count = parse_range(rng, attrs.size)
         headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{attrs.size}"
         return 206, offset, count
+    remote.admit_cold(ctx, bck, obj)
     return await remote.serve_cold(request, remote.cold_fetch(ctx, bck, obj, props), headers_of, range_of)
 
 

@@ -22,7 +22,7 @@ import xxhash
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import AisError, BadMessage, Conflict, NotFound, ObjectNotFound
+from ais.errors import AisError, TooManyRequests, BadMessage, Conflict, NotFound, ObjectNotFound
 from ais.names import Bucket
 from ais.web import STREAMING, read_json
 from target.backends.base import BackendError, RemoteAttrs
@@ -209,6 +209,15 @@ async def fetch_object(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping
         return fetch.written
     finally:
         await fetch.release()
+
+
+def admit_cold(ctx: TargetContext, bck: Bucket, obj: str) -> None:
+    """Refuse a new cold GET while the target is critically loaded (429 native, 503 SlowDown in
+    S3); reads of what is here, and joining a fetch already in flight, go on."""
+    if bck.object_uname(obj) not in ctx.cold and ctx.load.critical():
+        retry = ctx.load.retry_after_s()
+        raise TooManyRequests(f"{bck.object_cname(obj)}: target {ctx.me.display} is overloaded; "
+                              f"retry in {retry}s", headers={"Retry-After": str(retry)})
 
 
 def cold_fetch(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any]) -> ColdFetch:

@@ -357,6 +357,7 @@ async def _cold_get(request: web.Request, ctx: TargetContext, bck: Bucket, key: 
             if name in request.query:
                 headers[header] = request.query[name]
         return _range(request.headers.get("Range"), attrs.size, headers)
+    remote.admit_cold(ctx, bck, key)
     try:
         fetch = remote.cold_fetch(ctx, bck, key, props)
         return await remote.serve_cold(request, fetch, _remote_s3_headers, range_of)

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from ais.names import Bucket
 from target.context import TargetContext
+from target.load import Advice
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,21 @@ class Job:
         self.errors: list[str] = []
         self.aborted = False
         self.task: asyncio.Task[None] | None = None
+        self._ops = 0
+        self._advice: Advice | None = None
+
+    async def pace(self, rw: bool = True) -> None:
+        """Call once per object: every few objects (more often under load) ask the load monitor
+        and sleep what it advises, so background work yields to foreground requests (reference §10)."""
+        self._ops += 1
+        if self._advice is None or self._advice.should_check(self._ops):
+            self._advice = self.ctx.load.advice(rw=rw)
+            if self._advice.sleep_s > 0:
+                await asyncio.sleep(self._advice.sleep_s)
+
+    def workers(self, wanted: int) -> int:
+        """How many objects to work on at once: `wanted`, fewer under load."""
+        return self.ctx.load.workers(wanted)
 
     async def run(self) -> None:
         raise NotImplementedError

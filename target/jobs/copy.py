@@ -21,10 +21,11 @@ class CopyBucketJob(Job):
         prepend = str(self.msg.get("prepend", ""))
         dry_run = bool(self.msg.get("dry_run", False))
         delete_source = self.kind == "move-bck"
-        sem = asyncio.Semaphore(8)
+        sem = asyncio.Semaphore(self.workers(8))
 
         async def one(name: str, size: int) -> None:
             async with sem:
+                await self.pace()
                 try:
                     if not dry_run:
                         await copy_object_to(self.ctx, self.src, name, self.dst, prepend + name)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ class ListRangeJob(Job):
     """Runs `one(name)` over the selected objects this target owns, `workers` at a time."""
 
     remote_only: ClassVar[bool] = False
+    moves_data: ClassVar[bool] = True        # False: metadata-only work (evict, delete), paced lighter
     list_backend: ClassVar[bool] = False   # a prefix lists the backend (else the local objects)
 
     async def one(self, name: str) -> int:
@@ -40,12 +41,13 @@ class ListRangeJob(Job):
             raise AisError(f"{self.kind} needs a remote bucket, not {self.src.cname}")
         selection = parse_selection(self.msg)
         workers = int(self.msg.get("num-workers") or 0) or DEFAULT_WORKERS
-        workers = max(1, min(workers, 64))
+        workers = self.workers(max(1, min(workers, 64)))
         coer = bool(self.msg.get("coer", False))
         sem = asyncio.Semaphore(workers)
 
         async def guarded(name: str) -> None:
             async with sem:
+                await self.pace(rw=self.moves_data)
                 try:
                     self.bytes += await self.one(name)
                     self.objects += 1
@@ -163,6 +165,7 @@ class EvictListJob(ListRangeJob):
 
     kind = "evict-listrange"
     remote_only = True
+    moves_data = False
 
     async def one(self, name: str) -> int:
         assert self.src is not None
@@ -176,6 +179,7 @@ class DeleteListJob(ListRangeJob):
 
     kind = "delete-listrange"
     list_backend = False
+    moves_data = False
 
     async def one(self, name: str) -> int:
         assert self.src is not None

@@ -103,6 +103,7 @@ class LruJob(Job):
             for _, bck, name, size in victims:
                 if used <= goal:
                     break
+                await self.pace(rw=False)
                 if await delete_local(ctx, bck, name):
                     ctx.atimes.pop(bck.object_uname(name), None)
                     used -= size

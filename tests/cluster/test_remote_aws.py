@@ -418,3 +418,26 @@ def test_copy_remote_bucket_and_list_to_ais(moto, client, s3b) -> None:  # type:
     assert [e.name for e in part.list_all_objects()] == ["c/1", "c/2", "c/3"]
     for b in (whole, part):
         b.delete()
+
+
+def test_overloaded_target_refuses_cold_gets_but_serves_warm(make_cluster, moto) -> None:  # type: ignore[no-untyped-def]
+    # max_inflight=1: the request itself makes the target Critical, so every admission check fails
+    c = make_cluster(targets=1, mountpaths=1, env={**moto.env, "AIS_LOAD_MAX_INFLIGHT": "1"})
+    client = Client(c.endpoint)
+    name = _new_bucket(moto)
+    moto.client().put_object(Bucket=name, Key="cold", Body=b"from the backend")
+    local = client.bucket("warm-" + os.urandom(3).hex())
+    local.create()
+    local.object("here").get_writer().put_content(b"local bytes")
+    assert local.object("here").get_reader().read_all() == b"local bytes"     # foreground reads go on
+    client.bucket(name, provider="aws").head()
+    r = requests.get(f"{c.endpoint}/v1/objects/{name}/cold?provider=aws", timeout=30)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1, r.text
+    r = requests.get(f"{c.endpoint}/s3/{name}/cold", timeout=30)
+    assert r.status_code == 503 and "<Code>SlowDown</Code>" in r.text and r.headers.get("Retry-After"), r.text
+    assert moto.count("GET", f"/{name}/cold") == 0
+    smap = requests.get(f"{c.endpoint}/v1/daemon", params={"what": "smap"}, timeout=10).json()
+    target_url = next(iter(smap["tmap"].values()))["public_net"]["direct_url"]
+    load = requests.get(f"{target_url}/v1/daemon", params={"what": "node_status"}, timeout=10).json()["load"]
+    # the sampled view (each second); admission above used the live in-flight count
+    assert load["overall"] in ("low", "moderate", "high", "critical") and "memory" in load["grades"], load
