@@ -329,7 +329,8 @@ class LoadMonitor:
             net, lo = rate(prev.net[0], cur.net[0], dt), rate(prev.net[1], cur.net[1], dt)
         mem = cur.mem if cur else {}
         avail = 100.0 * mem.get("MemAvailable", 1) / max(mem.get("MemTotal", 1), 1)
-        link_pct = 100.0 * max(net, lo) / (cfg.link_capacity_mbps * 1e6 / 8)
+        # only traffic through a NIC uses the link: loopback is reported, not graded
+        link_pct = 100.0 * net / (cfg.link_capacity_mbps * 1e6 / 8)
         disk_grades = {mp: grade_pct(u or 0.0, cfg) for mp, u in util.items()}
         open_files = cur.open_files if cur else 0
         grades = {
