@@ -441,3 +441,25 @@ def test_overloaded_target_refuses_cold_gets_but_serves_warm(make_cluster, moto)
     load = requests.get(f"{target_url}/v1/daemon", params={"what": "node_status"}, timeout=10).json()["load"]
     # the sampled view (each second); admission above used the live in-flight count
     assert load["overall"] in ("low", "moderate", "high", "critical") and "memory" in load["grades"], load
+
+
+def test_prefetch_aborted_midway(moto, client, s3b) -> None:  # type: ignore[no-untyped-def]
+    import time
+    cloud = moto.client()
+    for i in range(30):
+        cloud.put_object(Bucket=s3b, Key=f"a{i:02d}", Body=os.urandom(256 << 10))
+    bck = client.bucket(s3b, provider="aws")
+    moto.slow(512 << 10)   # ~0.5 s per object
+    try:
+        job = client.job(bck.objects(obj_template="a{00..29}").prefetch(num_workers=2))
+        time.sleep(1.5)
+        job.abort()
+        deadline = time.monotonic() + 20
+        while not job.status().end_time and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status = job.status()
+    finally:
+        moto.slow(0)
+    assert status.end_time and status.aborted
+    assert 0 < len(_cached(bck)) < 30
+    assert client.cluster().list_running_jobs(job_kind="prefetch-listrange") == []
