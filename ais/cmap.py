@@ -159,6 +159,9 @@ def default_bucket_props(bck: Bucket, bid: int) -> dict[str, Any]:
         "ec": {"enabled": False, "data_slices": 1, "parity_slices": 1, "objsize_limit": 262144},
         "lru": {"dont_evict_time": "2h0m", "capacity_upd_time": "10m", "enabled": not bck.is_ais},
         "write_policy": {"data": "", "md": ""},
+        # frontend: a token bucket per bucket and verb at the proxies (each takes 1/n of the rate)
+        "rate_limit": {"backend": {"enabled": False, "interval": "1m", "max_tokens": 1000, "num_retries": 3},
+                       "frontend": {"enabled": False, "interval": "1m", "max_tokens": 1000, "burst_size": 375}},
         "access": "0",
         "features": "0",
         "bid": str(bid),

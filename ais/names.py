@@ -177,3 +177,18 @@ def parse_size(text: str | None, what: str = "size") -> int:
     if unit not in _SIZE_UNITS or value < 0:
         raise BadRequest(f"invalid {what} {text!r}: expected bytes, e.g. 1048576, 128k, 4MiB")
     return int(value * _SIZE_UNITS[unit])
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration_s(text: str) -> float:
+    """A Go duration string (`2h0m`, `90s`, `500ms`, `0s`) in seconds; ValueError if malformed."""
+    text = str(text).strip()
+    if text in ("", "0"):
+        return 0.0
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r}")
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)

@@ -331,16 +331,20 @@ def _merge_props(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str
             raise BadRequest(f"bucket property {k!r} cannot be changed")
         if k not in base:
             raise BadRequest(f"unknown bucket property {k!r}")
-        if isinstance(base[k], dict):
-            if not isinstance(v, dict):
-                raise BadRequest(f"bucket property {k!r} must be an object")
-            unknown = set(v) - set(base[k])
-            if unknown:
-                raise BadRequest(f"unknown bucket properties {sorted(f'{k}.{u}' for u in unknown)}")
-            out[k] = {**base[k], **v}
-        else:
-            out[k] = v
+        out[k] = _merge_value(k, base[k], v)
     return out
+
+
+def _merge_value(path: str, base: Any, change: Any) -> Any:
+    """A nested prop merged key by key (`rate_limit.frontend.enabled` keeps its siblings)."""
+    if not isinstance(base, dict):
+        return change
+    if not isinstance(change, dict):
+        raise BadRequest(f"bucket property {path!r} must be an object")
+    unknown = set(change) - set(base)
+    if unknown:
+        raise BadRequest(f"unknown bucket properties {sorted(f'{path}.{u}' for u in unknown)}")
+    return {**base, **{k: _merge_value(f"{path}.{k}", base[k], v) for k, v in change.items()}}
 
 
 async def delete_bucket(request: web.Request) -> web.StreamResponse:
@@ -386,7 +390,9 @@ async def patch_bucket(request: web.Request) -> web.StreamResponse:
             fresh = default_bucket_props(bck, int(str(props.get("bid", "0"))))
             fresh["created"] = props.get("created", fresh["created"])
             return None, bmd.with_bucket(bck, fresh)
-        return None, bmd.with_bucket(bck, _merge_props(props, msg.value))
+        # props persisted by an older version may lack newer sections: defaults fill them in
+        current = {**default_bucket_props(bck, int(str(props.get("bid", "0")))), **props}
+        return None, bmd.with_bucket(bck, _merge_props(current, msg.value))
     await request.app[PRIMARY].update(change)
     return web.Response(status=200)
 

@@ -16,6 +16,7 @@ from ais.intra import IntraClient
 from ais.membership import MetaStore
 from ais.metrics import NodeMetrics
 from ais.tasks import TaskOwner
+from proxy.ratelimit import RateLimiter
 
 
 @dataclass
@@ -29,6 +30,7 @@ class ProxyContext:
     last_seen: dict[str, float] = field(default_factory=dict)   # node ID -> loop time of last keepalive
     meta_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # serialises metadata changes (primary)
     background: TaskOwner = field(default_factory=TaskOwner)
+    limiter: RateLimiter = field(default_factory=RateLimiter)   # front-end rate limits per bucket and verb
     finalizing: set[str] = field(default_factory=set)  # job IDs whose proxy-side finish is pending
     # threads that splice large response bodies (each holds one relay for its duration)
     relay_pool: ThreadPoolExecutor = field(

@@ -27,8 +27,9 @@ async def redirect_object(request: web.Request) -> web.StreamResponse:
     bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
     obj = names.check_object_name(request.match_info["obj"])
     # 2. bucket: must exist in bucket metadata (a remote one is added on first access)
-    await require_bucket(request, bck)
-    # 3. placement
+    props = await require_bucket(request, bck)
+    # 3. rate limit, then placement
+    ctx.limiter.check(bck, props, request.method, len(ctx.smap.proxies))
     owner = ctx.smap.owner(bck.object_uname(obj))
     if owner is None:
         raise ServiceUnavailable("the cluster has no active targets")

@@ -449,6 +449,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     verified = authenticate(request, ctx)
     bck = _existing(ctx, _bucket(request))
+    ctx.limiter.check(bck, ctx.bmd.get(bck) or {}, request.method, len(ctx.smap.proxies))
     raw_path, _, raw_query = request.raw_path.partition("?")
     key = unquote(raw_path[1:]) if request.get(_VHOST) else _raw_key(raw_path, _mount(request))
     try:

@@ -14,31 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from typing import Any, Mapping
 
-from ais.names import Bucket
+from ais.names import Bucket, parse_duration_s
 from target.fs.walk import walk_sorted
 from target.jobs.base import Job
 from target.objects import delete_local
 
 log = logging.getLogger(__name__)
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
-_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-def parse_duration_s(text: str) -> float:
-    """A Go duration string (`2h0m`, `90s`, `0s`) in seconds."""
-    text = str(text).strip()
-    if text in ("", "0"):
-        return 0.0
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {text!r}")
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
-
 
 def usage(mp: str, capacity_bytes: int) -> tuple[int, int]:
     """Blocking: (used, total) bytes of a mountpath."""
