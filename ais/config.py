@@ -120,6 +120,8 @@ class LoadSection:
     mem_low_wm_pct: int = 20              # available memory above this ·17/16 → Low
     max_inflight: int = 4096              # in-flight requests: High at half, Critical at this
     max_open_files_pct: int = 90          # of RLIMIT_NOFILE: Critical at this
+    pace_jobs: bool = True                # background jobs sleep and shrink by the advice (off: full speed)
+    foreground_yield_ms: float = 20.0     # per object moved, while clients read from the target
 
 
 @dataclass(frozen=True)

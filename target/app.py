@@ -63,6 +63,8 @@ def _count_inflight(ctx: TargetContext) -> Any:
     async def inflight(request: web.Request,
                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         n = request.content_length or 0
+        if request.method in ("GET", "HEAD") and "trd" not in request.query:   # a client's read, not a peer's
+            ctx.load.foreground_read()
         ctx.load.begin(n)
         try:
             return await handler(request)

@@ -245,6 +245,7 @@ class LoadMonitor:
         self.mountpaths = mountpaths
         self.inflight = 0
         self.inflight_bytes = 0
+        self.foreground_ns = 0   # monotonic time of the last client read (GET/HEAD of an object)
         self.samples = 0
         self._devices: dict[str, str | None] | None = None
         self._prev: _Raw | None = None
@@ -262,6 +263,13 @@ class LoadMonitor:
     def end(self, n_bytes: int = 0) -> None:
         self.inflight -= 1
         self.inflight_bytes -= n_bytes
+
+    def foreground_read(self) -> None:
+        """A client is reading: background jobs yield for a while (see `foreground_active`)."""
+        self.foreground_ns = time.monotonic_ns()
+
+    def foreground_active(self, within_s: float = 0.1) -> bool:
+        return time.monotonic_ns() - self.foreground_ns < within_s * 1e9
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -49,14 +49,21 @@ class Job:
         """Call once per object: every few objects (more often under load) ask the load monitor
         and sleep what it advises, so background work yields to foreground requests (reference §10)."""
         self._ops += 1
+        if not self.ctx.cfg.load.pace_jobs:
+            return
         if self._advice is None or self._advice.should_check(self._ops):
             self._advice = self.ctx.load.advice(rw=rw)
             if self._advice.sleep_s > 0:
                 await asyncio.sleep(self._advice.sleep_s)
+        if rw and self.ctx.load.foreground_active():
+            # foreground reads win: while clients read from this target, each object of
+            # background data movement waits a little (beyond AIStore's advice, which only
+            # reacts once a resource is graded High)
+            await asyncio.sleep(self.ctx.cfg.load.foreground_yield_ms / 1000)
 
     def workers(self, wanted: int) -> int:
         """How many objects to work on at once: `wanted`, fewer under load."""
-        return self.ctx.load.workers(wanted)
+        return self.ctx.load.workers(wanted) if self.ctx.cfg.load.pace_jobs else wanted
 
     async def run(self) -> None:
         raise NotImplementedError
