@@ -42,6 +42,7 @@ HDR_CLUSTER_SECRET = "Ais-Join-Sig"
 HDR_BLOB_DOWNLOAD = "Ais-Blob-Download"
 HDR_BLOB_CHUNK = "Ais-Blob-Chunk"
 HDR_BLOB_WORKERS = "Ais-Blob-Workers"
+HDR_BACKGROUND = "Ais-Background"   # target -> target: a write of a job (paced behind client reads)
 HDR_S3_PROVIDER = "Ais-S3-Provider"   # proxy -> target: the provider of the bucket an S3 name means
 
 # Query parameters

@@ -497,6 +497,8 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     if apc.Q_UPLOAD_ID in q:
         return await _put_part(request, ctx, bck, obj)
 
+    if apc.HDR_BACKGROUND in request.headers and ctx.cfg.load.pace_jobs and ctx.load.foreground_active():
+        await asyncio.sleep(ctx.cfg.load.foreground_yield_ms / 1000)   # a job's write waits behind client reads
     # plain PUT: 1. stream into a work file, 2. validate, 3. publish atomically
     mp, _ = ctx.mountpaths.object_path(bck, obj)
     work = ctx.mountpaths.work_path(mp)
@@ -681,7 +683,7 @@ async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket,
         if not dst.namespace.is_global:
             params[apc.Q_NAMESPACE] = dst.namespace.uname
         headers = ctx.http.headers({apc.HDR_CHECKSUM_TYPE: meta.cksum_type, apc.HDR_CHECKSUM_VALUE: meta.cksum_value,
-                                    "Content-Length": str(meta.size)})
+                                    "Content-Length": str(meta.size), apc.HDR_BACKGROUND: "true"})
         if meta.cksum_type == "none":
             headers.pop(apc.HDR_CHECKSUM_TYPE)
         async with ctx.http.session.put(url, data=_file_sender(ctx, mp, f, meta.size), params=params,
