@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import AisError, BucketNotFound, NotFound, ServiceUnavailable
+from ais.errors import AisError, NotFound, ServiceUnavailable
 from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import errors as s3e

@@ -22,7 +22,7 @@ import xxhash
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import AisError, TooManyRequests, BadMessage, Conflict, NotFound, ObjectNotFound
+from ais.errors import AisError, BadMessage, ObjectNotFound, TooManyRequests
 from ais.names import Bucket
 from ais.web import STREAMING, read_json
 from target.backends.base import BackendError, RemoteAttrs
@@ -501,7 +501,3 @@ async def have_objects(request: web.Request) -> web.StreamResponse:
     names_ = [names.check_object_name(str(n)) for n in body["names"]]
     found = await local_entries(ctx, bck, names_, set(body.get("props") or []))
     return web.Response(body=msgpack.packb(found), content_type=apc.MSGPACK)
-
-
-__all__ = ["ColdFetch", "Conflict", "Gone", "NotFound", "check_warm", "cold_fetch", "remote_meta", "same_remote",
-           "serve_cold", "validate_warm", "synchronize"]

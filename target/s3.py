@@ -67,7 +67,7 @@ from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
 from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, Received, _check_bid, _mpu_assemble, _mpu_create,
-                            _mpu_dir, _mpu_load, _unlink_quiet, batches, commit_object, delete_local,
+                            _mpu_dir, _mpu_load, _unlink_quiet, batches, commit_object,
                             delete_object_everywhere, etag_of, http_date,
                             object_headers, parse_range, receive_body, redirect_if_not_owner, serve_file,
                             write_work)

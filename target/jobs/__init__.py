@@ -17,7 +17,7 @@ from ais import names
 from ais.errors import BadMessage, BadRequest, NotFound
 from ais.names import Bucket
 from ais.web import read_json
-from target.context import CTX, TargetContext
+from target.context import CTX
 from target.jobs.base import Job
 from target.jobs.copy import CopyBucketJob, MoveBucketJob
 from target.jobs.lru import LruJob
