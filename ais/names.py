@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from ais import apc
-from ais.errors import BadRequest, InvalidName
+from ais.errors import BadMessage, BadRequest, InvalidName
 
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _NS_RE = re.compile(r"^[A-Za-z0-9_.\-]{0,64}$")
@@ -74,6 +75,15 @@ class Bucket:
     def to_wire(self) -> dict[str, object]:
         return {"name": self.name, "provider": self.provider,
                 "namespace": {"uuid": self.namespace.uuid, "name": self.namespace.name}}
+
+
+def bucket_from_wire(d: Mapping[str, Any]) -> Bucket:
+    """A bucket from its wire form `{"name", "provider", "namespace": {"uuid", "name"}}`."""
+    if not isinstance(d, Mapping) or not d.get("name"):
+        raise BadMessage(f"expected a bucket {{name, provider, namespace}}, got {d!r}")
+    ns = d.get("namespace") or {}
+    uname = f"@{ns.get('uuid', '')}#{ns.get('name', '')}" if ns.get("uuid") or ns.get("name") else ""
+    return make_bucket(str(d["name"]), str(d.get("provider") or ""), uname)
 
 
 def normalize_provider(provider: str) -> str:

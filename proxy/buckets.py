@@ -25,7 +25,7 @@ from ais.errors import (AisError, BadMessage, BadRequest, BucketExists, BucketNo
 from ais.names import Bucket
 from ais.template import parse_selection
 from ais.web import ActionMsg, ci_get, read_action, read_body
-from proxy.cluster import job_snaps, start_job, wait_job
+from proxy.cluster import start_job, wait_job
 from proxy.context import CTX, ProxyContext
 from proxy.membership import PRIMARY, Primary
 from proxy.remote import remote_page, require_bucket
@@ -280,9 +280,7 @@ async def _copy_list(request: web.Request, ctx: ProxyContext, primary: Primary, 
     tobck = value.get("tobck")
     if not isinstance(tobck, dict) or not tobck.get("name"):
         raise BadMessage("copy-listrange needs the destination bucket in 'tobck'")
-    ns = tobck.get("namespace") or {}
-    dst = names.make_bucket(str(tobck["name"]), str(tobck.get("provider") or ""),
-                            f"@{ns.get('uuid', '')}#{ns.get('name', '')}" if ns.get("uuid") or ns.get("name") else "")
+    dst = names.bucket_from_wire(tobck)
     parse_selection(value)
     await require_bucket(request, src)
     await _ensure_destination(primary, src, dst)
@@ -302,10 +300,15 @@ async def _evict_bucket(request: web.Request, ctx: ProxyContext, bck: Bucket) ->
     if errors:
         raise AisError(f"evicting {bck.cname} failed: {errors[0]}")
     if not names.parse_bool(request.query.get(apc.Q_KEEP_BCK_MD), apc.Q_KEEP_BCK_MD):
-        async def forget(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
-            return (None, bmd.without_bucket(bck)) if bmd.get(bck) is not None else (None, None)
-        await request.app[PRIMARY].update(forget)
+        await _forget_bucket(request.app[PRIMARY], bck)
     return web.Response(text=job_id, content_type="text/plain")
+
+
+async def _forget_bucket(primary: Primary, bck: Bucket) -> None:
+    """Remove a bucket from bucket metadata (if it is still there)."""
+    async def forget(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+        return (None, bmd.without_bucket(bck)) if bmd.get(bck) is not None else (None, None)
+    await primary.update(forget)
 
 
 async def create_bucket(primary: Primary, bck: Bucket, value: Any) -> None:
@@ -432,23 +435,12 @@ async def _copy_or_move(request: web.Request, ctx: ProxyContext, primary: Primar
 async def _finish_move(ctx: ProxyContext, primary: Primary, job_id: str, src: Bucket) -> None:
     """When every target has moved its objects, remove the source bucket."""
     try:
-        await _wait_and_remove(ctx, primary, job_id, src, job_snaps)
+        snaps = await wait_job(ctx, job_id, poll_s=0.2)
+        if any(s["err"] or s["aborted"] for ss in snaps.values() for s in ss):
+            log.warning("move of %s (job %s) did not finish cleanly; keeping the source bucket", src.cname, job_id)
+            return
+        await _forget_bucket(primary, src)
+        log.info("moved %s (job %s)", src.cname, job_id)
     finally:
         ctx.finalizing.discard(job_id)
-
-
-async def _wait_and_remove(ctx: ProxyContext, primary: Primary, job_id: str, src: Bucket, job_snaps: Any) -> None:
-    while True:
-        await asyncio.sleep(0.2)
-        snaps = await job_snaps(ctx, {"id": job_id})
-        if snaps and all(s["end_ns"] for ss in snaps.values() for s in ss):
-            break
-    if any(s["err"] or s["aborted"] for ss in snaps.values() for s in ss):
-        log.warning("move of %s (job %s) did not finish cleanly; keeping the source bucket", src.cname, job_id)
-        return
-
-    async def remove(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
-        return (None, bmd.without_bucket(src)) if bmd.get(src) is not None else (None, None)
-    await primary.update(remove)
-    log.info("moved %s (job %s)", src.cname, job_id)
 

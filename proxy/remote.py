@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import msgpack
 from aiohttp import web
 
-from ais import apc
+from ais import apc, names
 from ais.cmap import BucketMD, ClusterMap, default_bucket_props
 from ais.errors import BadRequest, BucketNotFound, NotImplementedErr, ServiceUnavailable
 from ais.names import Bucket
@@ -82,7 +82,6 @@ async def add_remote_bucket(ctx: ProxyContext, primary: Primary, bck: Bucket) ->
 async def add_remote_bucket_handler(request: web.Request) -> web.StreamResponse:
     """Intra `POST /v1/rbck/{bucket}?provider=` on the primary (from a non-primary proxy)."""
     ctx = request.app[CTX]
-    from ais import names
     q = request.query
     bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
     if bck.is_ais:

@@ -184,9 +184,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             # large objects: parallel range reads into the cluster first, then served as usual
             await remote.blob_download(ctx, bck, obj, props, names.parse_size(request.headers.get(apc.HDR_BLOB_CHUNK)),
                                        int(request.headers.get(apc.HDR_BLOB_WORKERS) or 0))
-    if not bck.is_ais and (bck.object_uname(obj) in ctx.cold or remote.validate_warm(props, request.query)):
-        if (cold := await _remote_get(request, ctx, bck, obj, props, path, rng)) is not None:
-            return cold
+        if bck.object_uname(obj) in ctx.cold or remote.validate_warm(props, request.query):
+            if (cold := await _remote_get(request, ctx, bck, obj, props, path, rng)) is not None:
+                return cold
 
     # 3a. small objects: open + metadata + content in one hop, no sendfile
     if rng is None:
@@ -392,10 +392,6 @@ def _open_work(path: str, append: bool = False, need_bytes: int = 0) -> Any:
     return open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115 - closed by the caller
 
 
-_finish_work = fsmeta.finish_work
-_unlink_quiet = fsmeta.unlink_quiet
-
-
 async def batches(chunks: AsyncIterator[bytes], size_hint: int) -> AsyncIterator[list[bytes]]:
     """Group a byte stream into ~size_hint batches so each pool hop writes a lot."""
     batch: list[bytes] = []
@@ -423,10 +419,10 @@ async def write_work(ctx: TargetContext, mp: str, work: str, source: AsyncIterat
             await ctx.mountpaths.run(mp, _write_chunks, f, batch, rec)
         if expected_bytes is not None and rec.raw_size != expected_bytes:
             raise BadRequest(f"body ended after {rec.raw_size} of {expected_bytes} bytes")
-        await ctx.mountpaths.run(mp, _finish_work, f, ctx.cfg.target.fsync)
+        await ctx.mountpaths.run(mp, fsmeta.finish_work, f, ctx.cfg.target.fsync)
     except BaseException:
         f.close()
-        await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
+        await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
         raise
 
 
@@ -466,7 +462,7 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
             attrs = await (await ctx.backend(bck)).put_file(bck.name, obj, work, meta.size,
                                                                       remote.user_metadata(meta.custom))
         except BaseException:
-            await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
+            await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
             raise
         fresh = remote.remote_meta(bck, attrs, meta.size, meta.cksum_value, meta.bid, custom=meta.custom)
         meta = replace(meta, version=fresh.version, custom=fresh.custom, md5=meta.md5 or fresh.md5)
@@ -476,10 +472,10 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
         try:
             return await run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
         except OSError as exc:
-            await ctx.mountpaths.run(mp, _unlink_quiet, work)
+            await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
             raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
         except BaseException:
-            await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
+            await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
             raise
 
 
@@ -506,7 +502,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     try:
         _check_client_checksum(request, rec, bck.object_cname(obj))
     except AisError:
-        await ctx.mountpaths.run(mp, _unlink_quiet, work)
+        await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
         raise
     meta = ObjectMeta(size=rec.size, cksum_type="xxhash", cksum_value=rec.hasher.hexdigest(),
                       bid=int(str(props.get("bid", "0"))))
@@ -647,7 +643,7 @@ async def _mpu_complete(request: web.Request, ctx: TargetContext, bck: Bucket, o
     try:
         size, digest = await ctx.mountpaths.run(mp, _mpu_assemble, d, work, parts, ctx.cfg.target.fsync)
     except BaseException:
-        await ctx.mountpaths.run(mp, _unlink_quiet, work)
+        await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
         raise
     meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, bid=int(str(props.get("bid", "0"))))
     meta = await commit_object(ctx, bck, obj, mp, work, meta, props)

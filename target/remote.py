@@ -3,8 +3,8 @@ write-through, and the intra-cluster routes for remote bucket HEAD and listing.
 
 Cold GET (reference §5): an object the target lacks is fetched from the backend once. The
 first reader starts a `ColdFetch`; every reader that asks for the same object meanwhile
-shares it. The fetch writes a work file and each reader streams from that file as it grows
-(by `pread` on a descriptor opened before anything can rename the file), so the first bytes
+shares it. The fetch writes a work file and each reader is sent that file as it grows (by
+`sendfile` from a descriptor opened before anything can rename the file), so the first bytes
 reach every reader while the rest is still arriving. When the whole object is on disk it is
 checksummed, fsynced and published atomically with the remote version and ETag; a failed or
 cut-off backend read removes the work file and fails every reader (a cut connection once the
@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+import msgpack
 import xxhash
 from aiohttp import web
 
@@ -32,7 +33,6 @@ from target.fs.meta import ObjectMeta
 from target.fs.sendfile import send_fd
 
 log = logging.getLogger(__name__)
-
 
 
 class Gone(AisError):
@@ -122,7 +122,6 @@ class ColdFetch:
         self.error: BaseException | None = None
         self.rfd = -1           # read descriptor of the work file, shared by readers (pread)
         self.users = 1          # the fetch itself plus each reader; the last one closes rfd
-        self.meta: ObjectMeta | None = None
 
     async def run(self) -> None:
         ctx = self.ctx
@@ -169,7 +168,7 @@ class ColdFetch:
         finally:
             await reader.close()
         meta = remote_meta(self.bck, reader.attrs, self.written, hasher.hexdigest(), int(str(self.props.get("bid", "0"))))
-        self.meta = await commit_object(ctx, self.bck, self.obj, mp, self.work, meta, self.props, write_through=False)
+        await commit_object(ctx, self.bck, self.obj, mp, self.work, meta, self.props, write_through=False)
         ctx.metrics.bytes_in.labels(verb="COLD").inc(self.written)
 
     async def release(self) -> None:
@@ -177,6 +176,11 @@ class ColdFetch:
         if self.users == 0 and self.rfd >= 0:
             fd, self.rfd = self.rfd, -1
             await self.ctx.mountpaths.run(self.mp, os.close, fd)
+
+    async def finished(self) -> None:
+        """Until the fetch has ended (published or failed)."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.done)
 
     async def wait_for(self, pos: int) -> None:
         """Until more than `pos` bytes are written, or the fetch ended (raises its error)."""
@@ -192,9 +196,8 @@ async def settle(ctx: TargetContext, bck: Bucket, obj: str) -> None:
     """Wait for a cold GET of this object in flight to end, so that a later write or delete is
     not undone by the fetch publishing its (older) copy afterwards."""
     fetch = ctx.cold.get(bck.object_uname(obj))
-    if fetch is not None and not fetch.done:
-        async with fetch.changed:
-            await fetch.changed.wait_for(lambda: fetch.done)
+    if fetch is not None:
+        await fetch.finished()
 
 
 async def fetch_object(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any]) -> int:
@@ -202,8 +205,7 @@ async def fetch_object(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping
     for it to be published; returns its size."""
     fetch = cold_fetch(ctx, bck, obj, props)
     try:
-        async with fetch.changed:
-            await fetch.changed.wait_for(lambda: fetch.done)
+        await fetch.finished()
         if fetch.error is not None:
             raise fetch.error
         return fetch.written
@@ -232,8 +234,8 @@ def cold_fetch(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, An
     return fetch
 
 
-async def serve_cold(request: web.Request, fetch: ColdFetch, headers_of: Any,
-                     range_of: Any) -> web.StreamResponse:
+async def serve_cold(request: web.Request, fetch: ColdFetch, headers_of: Callable[[RemoteAttrs], dict[str, str]],
+                     range_of: Callable[[RemoteAttrs, dict[str, str]], tuple[int, int, int]]) -> web.StreamResponse:
     """Stream the object to this reader while the fetch writes it.
 
     `headers_of(attrs)` builds the response headers, `range_of(attrs, headers)` returns
@@ -277,8 +279,6 @@ def _append(f: Any, chunk: bytes, hasher: Any) -> None:
     view = memoryview(chunk)
     while view:
         view = view[f.write(view):]
-
-
 
 
 # --- blob download: one large object in parallel ranges -----------------------------------------
@@ -410,7 +410,6 @@ async def list_remote_page(request: web.Request) -> web.StreamResponse:
     Body {prefix, token, limit, props, not_cached}. This target (the designated one) pages the
     backend and asks each entry's owner which of the names it holds.
     """
-    import msgpack
     ctx = request.app[CTX]
     bck = _bucket(request)
     ctx.bucket_props(bck)
@@ -444,7 +443,6 @@ async def list_remote_page(request: web.Request) -> web.StreamResponse:
 
 async def cached_entries(ctx: TargetContext, bck: Bucket, names_: list[str], props: set[str]) -> dict[str, dict[str, Any]]:
     """{name: local listing entry} of the names some target holds, asking each owner once."""
-    import msgpack
     by_owner: dict[str, list[str]] = {}
     for n in names_:
         owner = ctx.smap.owner(bck.object_uname(n))
@@ -492,7 +490,6 @@ async def local_entries(ctx: TargetContext, bck: Bucket, names_: list[str], prop
 
 async def have_objects(request: web.Request) -> web.StreamResponse:
     """Intra `POST /v1/have/{bucket}` {names, props}: msgpack {name: entry} of those held here."""
-    import msgpack
     ctx = request.app[CTX]
     bck = _bucket(request)
     body = await read_json(request)

@@ -67,7 +67,7 @@ from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
 from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, Received, _check_bid, _mpu_assemble, _mpu_create,
-                            _mpu_dir, _mpu_load, _unlink_quiet, batches, commit_object,
+                            _mpu_dir, _mpu_load, batches, commit_object,
                             delete_object_everywhere, etag_of, http_date,
                             object_headers, parse_range, receive_body, redirect_if_not_owner, serve_file,
                             write_work)
@@ -488,7 +488,7 @@ async def _receive(request: web.Request, ctx: TargetContext, mp: str, work: str,
             if expected is not None:
                 verify_checksum(checksum.algorithm, expected, checksum.digest())
     except BaseException:
-        await asyncio.shield(ctx.mountpaths.run(mp, _unlink_quiet, work))
+        await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
         raise
     checksums = {c.header: c.b64digest() for c, _ in declared}
     if decoder is not None:
@@ -814,7 +814,7 @@ async def _upload_part(request: web.Request, ctx: TargetContext, bck: Bucket, ke
         await ctx.mountpaths.run(up.mp, _publish_part, work, f"{up.dir}/part.{part:05d}",
                                  {"md5": body.md5, "cks": body.checksums})
     except FileNotFoundError:
-        await ctx.mountpaths.run(up.mp, _unlink_quiet, work)
+        await ctx.mountpaths.run(up.mp, fsmeta.unlink_quiet, work)
         raise NoSuchUpload(details={"UploadId": up.upload_id}) from None
     if copying:
         return xml_response("CopyPartResult", [element("LastModified", _iso(time.time_ns())),
@@ -916,7 +916,7 @@ async def _complete_upload(request: web.Request, ctx: TargetContext, bck: Bucket
         size, digest = await ctx.mountpaths.run(up.mp, _mpu_assemble, up.dir, work, [p.number for p in chosen],
                                                 ctx.cfg.target.fsync)
     except BaseException as exc:
-        await asyncio.shield(ctx.mountpaths.run(up.mp, _unlink_quiet, work))
+        await asyncio.shield(ctx.mountpaths.run(up.mp, fsmeta.unlink_quiet, work))
         if isinstance(exc, FileNotFoundError):  # completed or aborted meanwhile
             raise NoSuchUpload(details={"UploadId": up.upload_id}) from exc
         raise

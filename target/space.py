@@ -8,7 +8,7 @@ import logging
 
 from target.context import TargetContext
 from target.jobs import JobRegistry
-from target.jobs.lru import LruJob, usage
+from target.jobs.lru import LruJob, above_high_wm, usage
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class SpaceMonitor:
         space = ctx.cfg.space
         for mp in ctx.mountpaths.paths:
             used, total = await ctx.mountpaths.run(mp, usage, mp, space.capacity_bytes)
-            if total > 0 and used * 100 >= space.high_wm_pct * total:
+            if above_high_wm(used, total, space.high_wm_pct):
                 self.runs += 1
                 self.running = LruJob(ctx, f"lru-{ctx.me.id}-{self.runs}", None, None, {})
                 self.registry.start(self.running)

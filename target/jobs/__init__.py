@@ -62,11 +62,7 @@ async def start_job(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"unknown job kind {kind!r}")
 
     def bck(d: Any) -> Bucket | None:
-        if not d:
-            return None
-        ns = d.get("namespace") or {}
-        return names.make_bucket(d["name"], d.get("provider", ""),
-                                 f"@{ns.get('uuid', '')}#{ns.get('name', '')}" if ns else "")
+        return names.bucket_from_wire(d) if d else None
     job = KINDS[kind](ctx, str(body["id"]), bck(body.get("src")), bck(body.get("dst")), dict(body.get("msg") or {}))
     request.app[JOBS].start(job)
     return web.json_response(job.snap())

@@ -60,10 +60,8 @@ class ListRangeJob(Job):
             async with asyncio.TaskGroup() as tg:
                 for name in batch:
                     tg.create_task(guarded(name))
-            if self.errors and not coer:
+            if self.errors and not coer:   # without continue-on-error the first failed batch ends the job
                 raise AisError(f"{len(self.errors)} objects failed, first: {self.errors[0]}")
-        if self.errors and not coer:
-            raise AisError(f"{len(self.errors)} objects failed, first: {self.errors[0]}")
 
     async def _owned(self, selection: Selection) -> AsyncIterator[list[str]]:
         """Batches of the selected names this target owns."""

@@ -39,6 +39,10 @@ def usage(mp: str, capacity_bytes: int) -> tuple[int, int]:
     return used, capacity_bytes
 
 
+def above_high_wm(used: int, total: int, high_wm_pct: int) -> bool:
+    return total > 0 and used * 100 >= high_wm_pct * total
+
+
 def _candidates(root: str) -> list[tuple[str, int, int]]:
     """Blocking: (name, atime ns, size) of every object under one bucket directory."""
     out = []
@@ -73,7 +77,7 @@ class LruJob(Job):
         ctx, space = self.ctx, self.ctx.cfg.space
         for mp in ctx.mountpaths.paths:
             used, total = await ctx.mountpaths.run(mp, usage, mp, space.capacity_bytes)
-            if total <= 0 or used * 100 < space.high_wm_pct * total:
+            if not above_high_wm(used, total, space.high_wm_pct):
                 continue
             goal = total * space.low_wm_pct // 100
             now = time.time_ns()
