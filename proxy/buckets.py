@@ -339,7 +339,16 @@ def _merge_props(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str
 
 
 def _merge_value(path: str, base: Any, change: Any) -> Any:
-    """A nested prop merged key by key (`rate_limit.frontend.enabled` keeps its siblings)."""
+    """A nested prop merged key by key (`rate_limit.frontend.enabled` keeps its siblings); flags
+    stay booleans and counts stay numbers."""
+    if isinstance(base, bool):
+        if not isinstance(change, bool):
+            raise BadRequest(f"bucket property {path!r} must be true or false, not {change!r}")
+        return change
+    if isinstance(base, (int, float)):
+        if isinstance(change, bool) or not isinstance(change, (int, float)):
+            raise BadRequest(f"bucket property {path!r} must be a number, not {change!r}")
+        return change
     if not isinstance(base, dict):
         return change
     if not isinstance(change, dict):

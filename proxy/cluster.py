@@ -69,9 +69,25 @@ def new_job_id() -> str:
     return "".join(alphabet[b % len(alphabet)] for b in os.urandom(10))
 
 
+# counts a job message may carry (AIStore's names); -1 workers means "no extra workers"
+_COUNT_KEYS = ("num-workers", "chunk-size", "blob-threshold", "blob-chunk-size", "blob-num-workers")
+
+
+def _check_counts(msg: Mapping[str, Any]) -> None:
+    for key in _COUNT_KEYS:
+        value = msg.get(key)
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit() \
+                or int(value) < -1:
+            raise BadMessage(f"invalid {key!r} {value!r}: expected a whole number")
+
+
 async def start_job(ctx: ProxyContext, kind: str, src: Bucket | None, dst: Bucket | None,
                     msg: Mapping[str, Any], targets: list[Any] | None = None) -> str:
-    """Start one job on every active target (or on `targets`); its ID."""
+    """Start one job on every active target (or on `targets`); its ID. A malformed count in the
+    message is this request's 400, not a job that fails on every target."""
+    _check_counts(msg)
     job_id = new_job_id()
     job = {"id": job_id, "kind": kind, "src": src.to_wire() if src else None,
            "dst": dst.to_wire() if dst else None, "msg": dict(msg)}

@@ -182,8 +182,11 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         if names.parse_bool(request.headers.get(apc.HDR_BLOB_DOWNLOAD), apc.HDR_BLOB_DOWNLOAD) \
                 and await ctx.mountpaths.run(mp, fsmeta.stat_object, path) is None:
             # large objects: parallel range reads into the cluster first, then served as usual
+            workers = request.headers.get(apc.HDR_BLOB_WORKERS) or "0"
+            if not workers.isdigit():
+                raise BadRequest(f"invalid {apc.HDR_BLOB_WORKERS} {workers!r}: expected a whole number")
             await remote.blob_download(ctx, bck, obj, props, names.parse_size(request.headers.get(apc.HDR_BLOB_CHUNK)),
-                                       int(request.headers.get(apc.HDR_BLOB_WORKERS) or 0))
+                                       int(workers))
         if bck.object_uname(obj) in ctx.cold or remote.validate_warm(props, request.query):
             if (cold := await _remote_get(request, ctx, bck, obj, props, path, rng)) is not None:
                 return cold

@@ -572,3 +572,20 @@ def test_put_larger_than_free_space_is_507(cluster, bucket) -> None:  # type: ig
     with pytest.raises(AISError) as exc:
         bucket.object("huge").head()
     assert exc.value.status_code == 404
+
+
+@pytest.mark.parametrize("value", [
+    {"rate_limit": {"frontend": {"max_tokens": "lots"}}},
+    {"rate_limit": {"frontend": {"enabled": "yes"}}},
+    {"versioning": {"validate_warm_get": 1}},
+])
+def test_set_props_keeps_types(cluster, bucket, value) -> None:  # type: ignore[no-untyped-def]
+    r = requests.patch(f"{cluster.endpoint}/v1/buckets/{bucket.name}", json={"action": "set-bprops", "value": value},
+                       timeout=10)
+    assert r.status_code == 400 and "bucket property" in r.text, r.text
+
+
+def test_job_counts_must_be_numbers(cluster, bucket) -> None:  # type: ignore[no-untyped-def]
+    r = requests.delete(f"{cluster.endpoint}/v1/buckets/{bucket.name}", timeout=10,
+                        json={"action": "delete-listrange", "value": {"objnames": ["a"], "num-workers": "many"}})
+    assert r.status_code == 400 and "num-workers" in r.text, r.text

@@ -463,3 +463,18 @@ def test_prefetch_aborted_midway(moto, client, s3b) -> None:  # type: ignore[no-
     assert status.end_time and status.aborted
     assert 0 < len(_cached(bck)) < 30
     assert client.cluster().list_running_jobs(job_kind="prefetch-listrange") == []
+
+
+def test_blob_download_bad_input(moto, remote_cluster, s3b) -> None:  # type: ignore[no-untyped-def]
+    moto.client().put_object(Bucket=s3b, Key="b", Body=b"x" * 100)
+    url = f"{remote_cluster.endpoint}/v1/objects/{s3b}/b?provider=aws"
+    r = requests.get(url, headers={"Ais-Blob-Download": "true", "Ais-Blob-Workers": "several"}, timeout=30)
+    assert r.status_code == 400 and "Ais-Blob-Workers" in r.text, r.text
+    r = requests.get(url, headers={"Ais-Blob-Download": "true", "Ais-Blob-Chunk": "4 parsecs"}, timeout=30)
+    assert r.status_code == 400 and "4 parsecs" in r.text, r.text
+    r = requests.post(f"{remote_cluster.endpoint}/v1/objects/{s3b}?provider=aws", timeout=30,
+                      json={"action": "blob-download", "name": "b", "value": {"chunk-size": "big"}})
+    assert r.status_code == 400 and "chunk-size" in r.text, r.text
+    r = requests.post(f"{remote_cluster.endpoint}/v1/objects/{s3b}?provider=aws", timeout=30,
+                      json={"action": "blob-download", "name": "", "value": {}})
+    assert 400 <= r.status_code < 500, r.text
