@@ -5,7 +5,7 @@ throughput (external and loopback) against link capacity, in-flight requests (ou
 AIStore's goroutine count) and open files. Parsers and graders are pure functions over /proc
 text; `LoadMonitor` owns the previous sample, the latest `LoadSnapshot` and the gauges.
 Background jobs ask `advice()` how long to sleep and how often to ask again; admission of
-batch-get and cold GET asks `critical()`.
+batch-get and cold GET asks `critical()` (memory, open files, in-flight only).
 """
 
 from __future__ import annotations
@@ -297,8 +297,15 @@ class LoadMonitor:
         return max(1, int(wanted * scale[self.snapshot.overall]))
 
     def critical(self) -> bool:
-        """Admission: refuse new batch-get / cold GET work."""
-        return self.snapshot.overall == Grade.CRITICAL or self.inflight >= self.cfg.load.max_inflight
+        """Admission: refuse new batch-get / cold GET work.
+
+        Only resources whose exhaustion can take the node down count: memory, open files and
+        in-flight requests. A disk, CPU or link at 100% slows background jobs (`advice`) but
+        never turns a client away: the request queues briefly instead of failing.
+        """
+        g = self.snapshot.grades
+        return (self.inflight >= self.cfg.load.max_inflight
+                or any(g.get(dim) == Grade.CRITICAL for dim in ("memory", "open_files", "inflight")))
 
     def retry_after_s(self) -> int:
         return max(1, math.ceil(2 * self.cfg.load.sample_interval_s))

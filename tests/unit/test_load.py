@@ -153,6 +153,11 @@ def test_monitor_advice_workers_and_admission_follow_the_snapshot() -> None:
     assert mon.advice().sleep_s == pytest.approx(0.01) and mon.workers(8) == 4
     _with_grades(mon, disk=CRIT)
     assert mon.advice(mountpath="/a").check_mask == 15 and mon.advice(mountpath="/b").check_mask == 8191
+    assert not mon.critical()    # a saturated disk paces jobs but turns no client away
+    _with_grades(mon, cpu=CRIT)
+    assert mon.workers(8) == 1 and not mon.critical()
+    _with_grades(mon, memory=CRIT)
+    assert mon.critical()
     _with_grades(mon, network=MOD)
     assert mon.workers(8) == 6 and mon.workers(1) == 1
     _with_grades(mon, open_files=CRIT)

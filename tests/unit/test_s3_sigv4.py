@@ -168,7 +168,8 @@ def test_tampered_requests_fail(tamper: str) -> None:
     elif tamper == "payload":
         headers["X-Amz-Content-SHA256"] = sigv4.UNSIGNED_PAYLOAD
     else:
-        headers["Authorization"] = headers["Authorization"][:-1] + "0"
+        last = headers["Authorization"][-1]    # flip the last hex digit (never a no-op)
+        headers["Authorization"] = headers["Authorization"][:-1] + ("1" if last == "0" else "0")
     with pytest.raises(errors.SignatureDoesNotMatch) as info:
         verify((method, path, query, headers), secret)
     assert info.value.status == 403 and info.value.code == "SignatureDoesNotMatch"
