@@ -44,6 +44,7 @@ HDR_BLOB_CHUNK = "Ais-Blob-Chunk"
 HDR_BLOB_WORKERS = "Ais-Blob-Workers"
 HDR_BACKGROUND = "Ais-Background"   # target -> target: a write of a job (paced behind client reads)
 HDR_S3_PROVIDER = "Ais-S3-Provider"   # proxy -> target: the provider of the bucket an S3 name means
+HDR_ARCH_APPEND = "Ais-Pine"   # PUT with archpath: ARCH_APPEND / ARCH_APPEND_IF_EXISTS flags
 
 # Query parameters
 Q_PROVIDER = "provider"
@@ -66,6 +67,10 @@ Q_FORCE = "frc"
 Q_KEEP_BCK_MD = "keep_bck_md"
 Q_LATEST_VER = "latest-ver"
 Q_SYNCHRONIZE = "synchronize"
+Q_ARCHPATH = "archpath"
+Q_ARCHREGX = "archregx"
+Q_ARCHMODE = "archmode"
+Q_ARCHMIME = "archmime"
 
 # `what` values
 WHAT_SMAP = "smap"
@@ -101,6 +106,11 @@ ACT_EVICT_LIST = "evict-listrange"
 ACT_DELETE_LIST = "delete-listrange"
 ACT_EVICT_REMOTE_BCK = "evict-remote-bck"
 ACT_BLOB_DOWNLOAD = "blob-download"
+ACT_ARCHIVE = "archive"
+
+# `Ais-Pine` flags (AIStore's apc.ArchAppend, apc.ArchAppendIfExist)
+ARCH_APPEND = 1             # append to an existing shard
+ARCH_APPEND_IF_EXISTS = 2   # append, or create the shard when it does not exist
 
 # Content types
 MSGPACK = "application/msgpack"

@@ -125,6 +125,16 @@ class LoadSection:
 
 
 @dataclass(frozen=True)
+class GetBatchSection:
+    # Batch-get (target.moss) on the designated target that assembles the archive.
+    max_pending: int = 256               # batches assembling at once: beyond this a new one gets 429
+    max_pending_high_mem: int = 96       # the same while memory is graded High
+    window_bytes: int = 8 << 20          # read-ahead per source (this target's disks, or one peer's stream)
+    chunk_bytes: int = 256 << 10         # unit of reads and of writes to the client
+    cold_workers: int = 16               # remote (cold) entries fetched at once per target and batch
+
+
+@dataclass(frozen=True)
 class LogSection:
     level: str = "INFO"
     file: str = ""     # empty = stderr
@@ -142,6 +152,7 @@ class Config:
     backend: BackendSection = field(default_factory=BackendSection)
     space: SpaceSection = field(default_factory=SpaceSection)
     load: LoadSection = field(default_factory=LoadSection)
+    get_batch: GetBatchSection = field(default_factory=GetBatchSection)
     log: LogSection = field(default_factory=LogSection)
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 __all__ = ["PRIMARY", "create_bucket", "forward_to_primary", "merged_page"]
 
 FLAG_CACHED = 1 << 0
+FLAG_ARCH_DIR = 1 << 3   # list the files inside shards too (implies cached)
 FLAG_NOT_CACHED = 1 << 9
 FLAG_NAME_ONLY = 1 << 4
 FLAG_NAME_SIZE = 1 << 5
@@ -124,6 +125,8 @@ def _parse_lso(value: Mapping[str, Any]) -> dict[str, Any]:
         props = {"name", "size", "checksum", "atime"} if flags & FLAG_CACHED else {"name", "size", "cached"}
     if flags & FLAG_NAME_ONLY:
         props = {"name"}
+    if flags & FLAG_ARCH_DIR:
+        flags |= FLAG_CACHED   # shards are opened where they are: in the cluster
     return {
         "uuid": str(ci_get(value, "uuid", "") or ""),
         "prefix": str(ci_get(value, "prefix", "") or ""),
@@ -147,7 +150,8 @@ async def list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, val
     else:
         # 2b. objects in the cluster: fan out and merge by name
         after = max(lso["token"], lso["start_after"])
-        merged = await merged_page(ctx, bck, lso["prefix"], after, lso["pagesize"], lso["props"], lso["time_format"])
+        merged = await merged_page(ctx, bck, lso["prefix"], after, lso["pagesize"], lso["props"], lso["time_format"],
+                                   arch_dir=bool(lso["flags"] & FLAG_ARCH_DIR))
         token = merged[-1]["n"] if len(merged) == lso["pagesize"] else ""
     list_uuid = lso["uuid"] or uuidlib.uuid4().hex
     # 4. answer: msgpack with Go field names when asked, JSON otherwise (reference §2)
@@ -161,7 +165,7 @@ async def list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, val
 
 
 async def merged_page(ctx: ProxyContext, bck: Bucket, prefix: str, after: str, limit: int, props: list[str],
-                      time_format: str = "") -> list[dict[str, Any]]:
+                      time_format: str = "", arch_dir: bool = False) -> list[dict[str, Any]]:
     """Up to `limit` entries after `after`, in name order, from every target (k-way merge).
 
     Each target returns its own first `limit` names after the token, so the merged first
@@ -170,7 +174,8 @@ async def merged_page(ctx: ProxyContext, bck: Bucket, prefix: str, after: str, l
     targets = ctx.smap.active_targets()
     if not targets:
         raise ServiceUnavailable("the cluster has no active targets")
-    body = {"prefix": prefix, "after": after, "limit": limit, "props": props, "time_format": time_format}
+    body = {"prefix": prefix, "after": after, "limit": limit, "props": props, "time_format": time_format,
+            "arch_dir": arch_dir}
     params = {apc.Q_PROVIDER: bck.provider}
     if not bck.namespace.is_global:
         params[apc.Q_NAMESPACE] = bck.namespace.uname
@@ -285,6 +290,43 @@ async def _copy_list(request: web.Request, ctx: ProxyContext, primary: Primary, 
     await require_bucket(request, src)
     await _ensure_destination(primary, src, dst)
     job_id = await start_job(ctx, apc.ACT_COPY_LIST, src, dst, value)
+    return web.Response(text=job_id, content_type="text/plain")
+
+
+async def put_bucket(request: web.Request) -> web.StreamResponse:
+    """`PUT /v1/buckets/<src>`: the `archive` action (reference §8)."""
+    ctx, body, msg = await _read_for_change(request)
+    if msg is None:
+        return await forward_to_primary(request, ctx, body)
+    bck = _bucket(request)
+    assert bck is not None
+    if msg.action != apc.ACT_ARCHIVE:
+        raise UnknownAction(f"unknown bucket PUT action {msg.action!r}")
+    return await _archive(request, ctx, request.app[PRIMARY], bck, msg)
+
+
+async def _archive(request: web.Request, ctx: ProxyContext, primary: Primary, src: Bucket,
+                   msg: ActionMsg) -> web.StreamResponse:
+    """archive: the selected objects into one shard `archname` of `tobck` (ArchiveMsg), built by
+    the target that owns the shard's name; reads of sources it does not own go to their owners."""
+    value = msg.value if isinstance(msg.value, dict) else {}
+    archname = value.get("archname")
+    if not isinstance(archname, str) or not archname:
+        raise BadMessage("archive needs the shard's name in 'archname'")
+    names.check_object_name(archname)
+    tobck = value.get("tobck")
+    dst = names.bucket_from_wire(tobck) if isinstance(tobck, dict) and tobck.get("name") else src
+    parse_selection(value)
+    await require_bucket(request, src)
+    if dst.is_ais:
+        await _ensure_destination(primary, src, dst)
+    else:
+        await require_bucket(request, dst)
+    owner = ctx.smap.owner(dst.object_uname(archname))
+    if owner is None:
+        raise ServiceUnavailable("the cluster has no active targets")
+    # the target checks the rest (mime, flags) as it accepts the job: a bad one is this request's 400
+    job_id = await start_job(ctx, apc.ACT_ARCHIVE, src, dst, value, targets=[owner])
     return web.Response(text=job_id, content_type="text/plain")
 
 

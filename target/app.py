@@ -25,7 +25,7 @@ from ais.membership import ClusterAgent, MetaStore, daemon_answer, load_or_creat
 from ais.metrics import NodeMetrics
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
-from target import jobs, listing, objects, remote, s3, space
+from target import jobs, listing, moss, objects, remote, s3, space
 from target.backends import Backends
 from target.context import CTX, TargetContext
 from target.load import LoadMonitor
@@ -47,6 +47,8 @@ def build_public_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appl
     app.router.add_delete(obj, objects.delete_object)
     app.router.add_post(obj, objects.post_object)
     app.router.add_patch(obj, objects.patch_object)
+    app.router.add_get("/v1/ml/moss", moss.get_batch, allow_head=False)
+    app.router.add_get("/v1/ml/moss/{bucket}", moss.get_batch, allow_head=False)
     s3obj = "/s3/{bucket}/{key:.+}"  # object-level S3, streamed here by a proxy
     app.router.add_get(s3obj, s3.get_object, allow_head=False)
     app.router.add_head(s3obj, s3.head_object)
@@ -87,6 +89,7 @@ def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appli
     app.router.add_get("/v1/jobs", jobs.get_jobs)
     app.router.add_delete("/v1/jobs", jobs.abort_job)
     app.router.add_get("/v1/s3/uploads/{bucket}", s3.list_uploads)
+    app.router.add_post(moss.SEND_PATH, moss.send_entries)
     _add_common(app, ctx)
     return app
 

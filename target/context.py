@@ -19,6 +19,7 @@ from ais.names import Bucket
 from ais.tasks import TaskOwner
 from target.backends import Backends
 from target.backends.base import Backend
+from target.backends.ratelimit import BackendLimiter
 from target.fs.mountpaths import Mountpaths
 from target.load import LoadMonitor
 
@@ -43,6 +44,7 @@ class TargetContext:
     cold: dict[str, "ColdFetch"] = field(default_factory=dict)   # object uname -> cold GET in flight
     background: TaskOwner = field(default_factory=TaskOwner)
     atimes: dict[str, int] = field(default_factory=dict)   # remote object uname -> last read (ns), for LRU
+    backend_limits: BackendLimiter = field(default_factory=BackendLimiter)
 
     def spawn(self, coro: Any, name: str) -> None:
         """A background task owned by the target: cancelled and awaited on shutdown."""
@@ -68,8 +70,13 @@ class TargetContext:
         return props
 
     async def backend(self, bck: Bucket) -> "Backend":
-        """The backend of a remote bucket (created on first use)."""
-        return await self.backends.get(bck.provider)
+        """The backend of a remote bucket (created on first use), paced by the bucket's
+        `rate_limit.backend` props when it has them."""
+        backend = await self.backends.get(bck.provider)
+        props = self.bmd.get(bck)
+        if props is None:
+            return backend
+        return self.backend_limits.wrap(backend, bck, props, len(self.smap.active_targets()))
 
     async def require_bucket(self, bck: Bucket, redirected: bool) -> Mapping[str, Any]:
         """The bucket's props, allowing for bucket metadata still on its way.

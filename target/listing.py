@@ -18,6 +18,7 @@ from aiohttp import web
 from ais import apc, names
 from ais.errors import BadMessage
 from ais.web import read_json
+from target import shards
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
@@ -25,15 +26,25 @@ from target.fs.walk import walk_sorted
 from target.objects import etag_of
 
 ENTRY_IS_CACHED = 1 << 6
+ENTRY_IN_ARCH = 1 << 7      # a file inside a shard (`shard.tar/inner/file`), listed with the arch-dir flag
+ENTRY_IS_ARCHIVE = 1 << 9   # a shard whose files the listing shows
 _META_PROPS = {"checksum", "atime", "version", "custom", "etag", "last-modified"}
 
 
 def _page(ctx: TargetContext, root: str, mp: str, prefix: str, after: str, limit: int,
-          props: set[str], time_format: str) -> list[dict[str, Any]]:
-    """Blocking: up to `limit` entries of one mountpath."""
+          props: set[str], time_format: str, arch_dir: bool = False) -> list[dict[str, Any]]:
+    """Blocking: up to `limit` entries of one mountpath (with `arch_dir`, shards' files too)."""
     out: list[dict[str, Any]] = []
     want_meta = bool(props & _META_PROPS)
-    for name, entry in itertools.islice(walk_sorted(root, prefix, after), limit):
+    walk = shards.walk_expanding(root, prefix, after) if arch_dir else \
+        ((name, entry, -1, False) for name, entry in walk_sorted(root, prefix, after))
+    for name, entry, size, is_shard in itertools.islice(walk, limit):
+        if entry is None:   # a file inside a shard
+            e: dict[str, Any] = {"n": name, "f": ENTRY_IS_CACHED | ENTRY_IN_ARCH}
+            if "size" in props or not props:
+                e["s"] = size
+            out.append(e)
+            continue
         try:
             if want_meta:
                 meta = fsmeta.stat_object(entry.path)
@@ -44,6 +55,8 @@ def _page(ctx: TargetContext, root: str, mp: str, prefix: str, after: str, limit
         except FileNotFoundError:
             continue  # deleted while listing
         out.append(entry_of(ctx, name, mp, meta, props, time_format))
+        if is_shard:
+            out[-1]["f"] |= ENTRY_IS_ARCHIVE
     return out
 
 
@@ -92,10 +105,12 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     limit = int(body.get("limit", apc.MAX_PAGE_SIZE))
     props = set(body.get("props") or [])
     time_format = str(body.get("time_format", ""))
+    arch_dir = bool(body.get("arch_dir", False))
     pages = []
     for mp in ctx.mountpaths.paths:
         root = ctx.mountpaths.bucket_dir(mp, bck)
-        pages.append(ctx.mountpaths.run(mp, _page, ctx, root, mp, prefix, after, limit, props, time_format))
+        pages.append(ctx.mountpaths.run(mp, _page, ctx, root, mp, prefix, after, limit, props, time_format,
+                                          arch_dir))
     results = await asyncio.gather(*pages)
     merged = list(itertools.islice(heapq.merge(*results, key=lambda e: e["n"]), limit))
     return web.Response(body=msgpack.packb(merged), content_type=apc.MSGPACK)

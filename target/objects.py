@@ -170,11 +170,14 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 async def get_object(request: web.Request) -> web.StreamResponse:
     # 1. resolve, 2. ownership
     ctx, bck, obj, props = await resolve(request)
-    for unsupported in ("archpath", "archregx", "etl_name", "etl_pipeline"):
+    for unsupported in ("etl_name", "etl_pipeline"):
         if unsupported in request.query:
             raise NotImplementedErr(f"query parameter {unsupported!r} is not supported yet")
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
+    if request.query.get(apc.Q_ARCHPATH) or request.query.get(apc.Q_ARCHREGX):
+        from target import shards  # shards imports this module
+        return await shards.get_archived(request, ctx, bck, obj)
     mp, path = ctx.mountpaths.object_path(bck, obj)
     rng = request.headers.get("Range")
     if not bck.is_ais:
@@ -485,12 +488,13 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
 async def put_object(request: web.Request) -> web.StreamResponse:
     ctx, bck, obj, props = await resolve(request)
     q = request.query
-    if "archpath" in q:
-        raise NotImplementedErr("appending to a shard (archpath) is not supported yet")
     if apc.Q_APPEND_TYPE in q:
         return await _append(request, ctx, bck, obj, props)
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
+    if apc.Q_ARCHPATH in q:
+        from target import shards  # shards imports this module
+        return await shards.append_to_shard(request, ctx, bck, obj, props)
     if apc.Q_OBJ_TO in q:
         return await _copy_to(request, ctx, bck, obj)
     if apc.Q_UPLOAD_ID in q:

@@ -65,6 +65,11 @@ class Job:
         """How many objects to work on at once: `wanted`, fewer under load."""
         return self.ctx.load.workers(wanted) if self.ctx.cfg.load.pace_jobs else wanted
 
+    def gate(self, wanted: int) -> "WorkerGate":
+        """A limit on objects in flight that follows the load as the job runs (see WorkerGate)."""
+        return WorkerGate(self, wanted)
+
+
     async def run(self) -> None:
         raise NotImplementedError
 
@@ -99,3 +104,34 @@ class Job:
         }
 
 
+class WorkerGate:
+    """Admits up to `wanted` objects of a job at once, fewer as load grows, and one at a time
+    while clients read from this target: foreground reads keep their latency while a job
+    moves data (with pacing off, always `wanted`)."""
+
+    def __init__(self, job: Job, wanted: int) -> None:
+        self.job, self.wanted = job, max(wanted, 1)
+        self.active = 0
+        self._cond = asyncio.Condition()
+
+    def limit(self) -> int:
+        ctx = self.job.ctx
+        if not ctx.cfg.load.pace_jobs:
+            return self.wanted
+        if ctx.load.foreground_active():
+            return 1
+        return ctx.load.workers(self.wanted)
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            while self.active >= self.limit():
+                try:   # re-checked when a worker leaves, and at least every 100 ms as load changes
+                    await asyncio.wait_for(self._cond.wait(), 0.1)
+                except TimeoutError:
+                    pass
+            self.active += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._cond:
+            self.active -= 1
+            self._cond.notify()

@@ -21,10 +21,10 @@ class CopyBucketJob(Job):
         prepend = str(self.msg.get("prepend", ""))
         dry_run = bool(self.msg.get("dry_run", False))
         delete_source = self.kind == "move-bck"
-        sem = asyncio.Semaphore(self.workers(8))
+        gate = self.gate(8)
 
         async def one(name: str, size: int) -> None:
-            async with sem:
+            async with gate:
                 await self.pace()
                 try:
                     if not dry_run:

@@ -41,12 +41,11 @@ class ListRangeJob(Job):
             raise AisError(f"{self.kind} needs a remote bucket, not {self.src.cname}")
         selection = parse_selection(self.msg)
         workers = int(self.msg.get("num-workers") or 0) or DEFAULT_WORKERS
-        workers = self.workers(max(1, min(workers, 64)))
+        gate = self.gate(max(1, min(workers, 64)))
         coer = bool(self.msg.get("coer", False))
-        sem = asyncio.Semaphore(workers)
 
         async def guarded(name: str) -> None:
-            async with sem:
+            async with gate:
                 await self.pace(rw=self.moves_data)
                 try:
                     self.bytes += await self.one(name)

@@ -37,3 +37,46 @@ def test_frontend_rate_limit_429_and_clients_retry(cluster, bucket) -> None:  # 
     while raw.status_code == 200:
         raw = requests.get(f"{cluster.endpoint}/s3/{bucket.name}/o2", timeout=10)
     assert raw.status_code == 503 and "<Code>SlowDown</Code>" in raw.text
+
+
+def _backend_limited_bucket(moto, endpoint: str, conf: dict) -> str:  # type: ignore[no-untyped-def]
+    import os
+    name = f"bl-{os.urandom(4).hex()}"
+    moto.client().create_bucket(Bucket=name)
+    assert requests.head(f"{endpoint}/v1/buckets/{name}?provider=aws", timeout=30).status_code == 200
+    r = requests.patch(f"{endpoint}/v1/buckets/{name}?provider=aws", timeout=10,
+                       json={"action": "set-bprops", "value": {"rate_limit": {"backend": conf}}})
+    assert r.status_code == 200, r.text
+    return name
+
+
+def test_backend_rate_limit_paces_cold_reads(moto, remote_cluster) -> None:  # type: ignore[no-untyped-def]
+    """6 backend GETs per second shared by 3 targets: 24 cold objects cannot all be fetched at
+    once (each target has a burst of 2, then 2 per second)."""
+    import time
+    name = _backend_limited_bucket(moto, remote_cluster.endpoint,
+                                   {"enabled": True, "max_tokens": 6, "interval": "1s", "num_retries": 3})
+    s3 = moto.client()
+    for i in range(24):
+        s3.put_object(Bucket=name, Key=f"k{i}", Body=b"v%d" % i)
+    body = {"in": [{"objname": f"k{i}", "bucket": name, "provider": "aws"} for i in range(24)]}
+    t0 = time.monotonic()
+    r = requests.get(f"{remote_cluster.endpoint}/v1/ml/moss", json=body, timeout=120)
+    elapsed = time.monotonic() - t0
+    assert r.status_code == 200, r.text
+    assert all(moto.count("GET", f"/{name}/k{i}") == 1 for i in range(24))
+    # the busiest target has at least 8 of the 24 objects: (8 - 2 burst) / 2 per second = 3 s
+    assert elapsed >= 2.0, f"24 cold GETs took {elapsed:.2f}s: not paced"
+
+
+def test_backend_throttling_is_retried_with_backoff(moto, remote_cluster) -> None:  # type: ignore[no-untyped-def]
+    """The cloud answers 503 more times than the backend's own retries absorb: with a backend
+    limit the call backs off and retries, and the client gets its object."""
+    name = _backend_limited_bucket(moto, remote_cluster.endpoint,
+                                   {"enabled": True, "max_tokens": 1000, "interval": "1s", "num_retries": 3})
+    moto.client().put_object(Bucket=name, Key="obj", Body=b"payload")
+    moto.reset_count()
+    moto.fail_next(7, status=503)          # the backend tries 5 times per call (max_retries 4)
+    r = requests.get(f"{remote_cluster.endpoint}/v1/objects/{name}/obj?provider=aws", timeout=60)
+    assert r.status_code == 200 and r.content == b"payload"
+    assert moto.count("GET", f"/{name}/obj") == 8

@@ -2,7 +2,8 @@ import pytest
 
 from ais.errors import BadRequest, TooManyRequests
 from ais.names import Bucket, parse_duration_s, parse_size
-from proxy.ratelimit import RateLimiter, TokenBucket
+from ais.ratelimit import TokenBucket
+from proxy.ratelimit import RateLimiter
 
 
 def test_parse_size() -> None:
@@ -25,7 +26,7 @@ def test_parse_duration() -> None:
 
 def test_token_bucket_burst_then_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr("proxy.ratelimit.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("ais.ratelimit.time.monotonic", lambda: now[0])
     tb = TokenBucket(rate_per_s=2, capacity=3)
     assert [tb.take() for _ in range(3)] == [0, 0, 0]
     assert tb.take() == pytest.approx(0.5)          # empty: the next token in 1/rate

@@ -1,0 +1,1 @@
+"""Archives (shards): format detection, reading members, indexes, appends and streaming writers."""
