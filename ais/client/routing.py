@@ -109,8 +109,10 @@ class Router:
 
     def install(self, smap: ClusterMap) -> bool:
         """A freshly fetched map; True if its version moved."""
-        moved = self.smap is None or smap.version != self.smap.version
-        if self.smap is None or smap.version >= self.smap.version:
+        old = self.smap
+        moved = old is None or smap.version != old.version or smap.uuid != old.uuid
+        # an older version of the same cluster comes from a lagging proxy: keep ours
+        if old is None or smap.version >= old.version or smap.uuid != old.uuid:
             self.smap = smap
         self._fetched_at = self.clock()
         self._retry_at = self._fetched_at + self.min_refresh_s
