@@ -15,7 +15,7 @@ import concurrent.futures
 import io
 import os
 import threading
-from typing import Any, Coroutine, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, AsyncIterator, Coroutine, Iterator, Mapping, Sequence, TypeVar
 
 from ais.client.core import AsyncClient, AsyncObjectReader, Body, BucketLike, ClientStats
 from ais.client.retry import RetryPolicy
@@ -81,6 +81,11 @@ class _LoopThread:
                 self.loop.close()
 
 
+class _Failure:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
 class Client:
     """Blocking client of the native API; the same calls as `AsyncClient`, same arguments."""
 
@@ -133,6 +138,49 @@ class Client:
             aclose = getattr(it, "aclose", None)
             if aclose is not None and self._loop is not None and self._loop.pid == os.getpid():
                 self._run(aclose())
+
+    def iterate(self, ait: AsyncIterator[T], prefetch: int = 0) -> Iterator[T]:
+        """Drive an `AsyncClient` async iterator from this thread.
+
+        With `prefetch` > 0 it runs ahead on the client's loop, up to that many items, while the
+        caller works on the previous ones; closing the returned generator early cancels it.
+        """
+        if prefetch <= 0:
+            return self._pull(ait)
+        return self._pump(ait, prefetch)
+
+    def _pump(self, ait: AsyncIterator[T], depth: int) -> Iterator[T]:
+        lt = self._loop_thread()
+        done = object()
+
+        async def start() -> tuple["asyncio.Queue[Any]", "asyncio.Task[None]"]:
+            q: asyncio.Queue[Any] = asyncio.Queue(depth)
+
+            async def produce() -> None:
+                try:
+                    async for item in ait:
+                        await q.put(item)
+                    await q.put(done)
+                except Exception as exc:   # handed to the consumer, raised there
+                    await q.put(_Failure(exc))
+                finally:
+                    aclose = getattr(ait, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+            return q, asyncio.get_running_loop().create_task(produce())
+
+        q, task = lt.run(start())
+        try:
+            while True:
+                item = lt.run(q.get())
+                if item is done:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item
+        finally:
+            if lt.pid == os.getpid() and lt.loop.is_running():
+                lt.loop.call_soon_threadsafe(task.cancel)
 
     def close(self) -> None:
         lt = self._loop

@@ -21,4 +21,6 @@ EXTRAS="${1:-test}"
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
 if [ "$EXTRAS" = "test" ]; then
     "$ROOT/deploy/local/install_azurite.sh"   # the Azure emulator (npm) for the az:// tests
+    # PyTorch (CPU) for ais.pytorch and its tests; the SDK's aistore.pytorch also imports alive_progress
+    .venv/bin/python -m pip install -q "torch==2.13.0" "alive-progress>=3"
 fi
