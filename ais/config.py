@@ -46,6 +46,10 @@ class TargetSection:
     fsync: bool = True
     io_workers_per_mountpath: int = 8
     write_buffer_bytes: int = 1 << 20
+    # test hook: every I/O of mountpath number `slow_mountpath` (0-based; -1 = none) first waits
+    # `slow_io_ms`, and the load monitor sees that disk 100% busy (a failing or saturated disk)
+    slow_mountpath: int = -1
+    slow_io_ms: float = 0.0
 
 
 @dataclass(frozen=True)

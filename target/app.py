@@ -133,7 +133,8 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
         host = cfg.net.hostname
         me = Node(node_id, "target", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
-        mountpaths = Mountpaths(cfg.target.mountpaths, cfg.target.io_workers_per_mountpath)
+        mountpaths = Mountpaths(cfg.target.mountpaths, cfg.target.io_workers_per_mountpath,
+                                (cfg.target.slow_mountpath, cfg.target.slow_io_ms))
         stack.callback(mountpaths.close)
         await loop.run_in_executor(None, mountpaths.init, node_id)
         store = MetaStore(cfg.node.conf_dir)
@@ -144,7 +145,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         backends = Backends(cfg.backend)
         stack.push_async_callback(backends.close)
         metrics = NodeMetrics("target", node_id)
-        load = LoadMonitor(cfg, mountpaths.paths, metrics.registry)
+        load = LoadMonitor(cfg, mountpaths.paths, metrics.registry, busy=mountpaths.slow_path)
         ctx = TargetContext(cfg=cfg, me=me, store=store, mountpaths=mountpaths, http=http,
                             metrics=metrics, started_ns=started_ns, backends=backends, load=load)
         stack.push_async_callback(ctx.background.cancel_all)

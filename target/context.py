@@ -21,6 +21,7 @@ from target.backends import Backends
 from target.backends.base import Backend
 from target.backends.ratelimit import BackendLimiter
 from target.fs.mountpaths import Mountpaths
+from target.fs.quota import SpaceQuota
 from target.load import LoadMonitor
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class TargetContext:
     background: TaskOwner = field(default_factory=TaskOwner)
     atimes: dict[str, int] = field(default_factory=dict)   # remote object uname -> last read (ns), for LRU
     backend_limits: BackendLimiter = field(default_factory=BackendLimiter)
+    quota: SpaceQuota = field(default_factory=SpaceQuota)   # space.capacity_bytes, measured by target.space
 
     def spawn(self, coro: Any, name: str) -> None:
         """A background task owned by the target: cancelled and awaited on shutdown."""

@@ -240,9 +240,11 @@ def _open_files(nofile: int) -> int:
 class LoadMonitor:
     """Owned by the target app; `run()` is its background task."""
 
-    def __init__(self, cfg: Config, mountpaths: tuple[str, ...], registry: CollectorRegistry | None) -> None:
+    def __init__(self, cfg: Config, mountpaths: tuple[str, ...], registry: CollectorRegistry | None,
+                 busy: str = "") -> None:
         self.cfg = cfg
         self.mountpaths = mountpaths
+        self.busy = busy    # test hook (target.slow_mountpath): a mountpath that always reads 100% busy
         self.inflight = 0
         self.inflight_bytes = 0
         self.foreground_ns = 0   # monotonic time of the last client read (GET/HEAD of an object)
@@ -339,6 +341,8 @@ class LoadMonitor:
             for mp, ms in cur.disk_ms.items():
                 old = prev.disk_ms.get(mp)
                 util[mp] = None if ms is None or old is None else util_pct(old, ms, dt)
+            if self.busy:
+                util[self.busy] = 100.0
             busy, total = cur.cpu[0] - prev.cpu[0], cur.cpu[1] - prev.cpu[1]
             cpu_pct = 100.0 * busy / total if total > 0 else 0.0
             net, lo = rate(prev.net[0], cur.net[0], dt), rate(prev.net[1], cur.net[1], dt)

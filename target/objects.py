@@ -419,15 +419,24 @@ async def write_work(ctx: TargetContext, mp: str, work: str, source: AsyncIterat
     `expected_bytes` is checked against the bytes received. On any failure (source gone, disk
     error, cancel) the work file is removed.
     """
-    f = await ctx.mountpaths.run(mp, _open_work, work, append, expected_bytes or 0)
+    capacity = ctx.cfg.space.capacity_bytes
+    charged = ctx.quota.charge(mp, expected_bytes or 0, capacity)
+    try:
+        f = await ctx.mountpaths.run(mp, _open_work, work, append, expected_bytes or 0)
+    except BaseException:
+        ctx.quota.refund(mp, charged)
+        raise
     try:
         async for batch in source:
+            if expected_bytes is None:   # a body of unknown length: charged as it comes
+                charged += ctx.quota.charge(mp, sum(map(len, batch)), capacity)
             await ctx.mountpaths.run(mp, _write_chunks, f, batch, rec)
         if expected_bytes is not None and rec.raw_size != expected_bytes:
             raise BadRequest(f"body ended after {rec.raw_size} of {expected_bytes} bytes")
         await ctx.mountpaths.run(mp, fsmeta.finish_work, f, ctx.cfg.target.fsync)
     except BaseException:
         f.close()
+        ctx.quota.refund(mp, charged)
         await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
         raise
 

@@ -12,6 +12,7 @@ import asyncio
 import errno
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -33,10 +34,13 @@ class MountpathError(AisError):
 
 
 class Mountpaths:
-    def __init__(self, paths: Iterable[str], workers_per_mountpath: int) -> None:
+    def __init__(self, paths: Iterable[str], workers_per_mountpath: int, slow: tuple[int, float] = (-1, 0.0)) -> None:
         self.paths: tuple[str, ...] = tuple(os.path.abspath(p).rstrip("/") for p in paths)
         if not self.paths:
             raise MountpathError("a target needs at least one mountpath (target.mountpaths)")
+        # test hook (target.slow_mountpath): this mountpath's I/O waits slow_s per operation
+        self.slow_path = self.paths[slow[0]] if 0 <= slow[0] < len(self.paths) and slow[1] > 0 else ""
+        self._slow_s = slow[1] / 1000
         self._pools = {mp: ThreadPoolExecutor(max_workers=workers_per_mountpath, thread_name_prefix=f"io{i}")
                        for i, mp in enumerate(self.paths)}
         # fsyncs of background writes (cold GETs already served) wait for the disk here, so they
@@ -97,7 +101,13 @@ class Mountpaths:
     # --- executors ----------------------------------------------------------------------
     async def run(self, mp: str, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking file operation in the mountpath's pool."""
+        if mp == self.slow_path:
+            return await asyncio.get_running_loop().run_in_executor(self._pools[mp], self._slowly, fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self._pools[mp], fn, *args)
+
+    def _slowly(self, fn: Callable[..., T], *args: Any) -> T:
+        time.sleep(self._slow_s)
+        return fn(*args)
 
     async def run_flush(self, mp: str, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking fsync-bound operation of background work in the mountpath's flush pool."""

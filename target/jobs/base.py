@@ -69,7 +69,6 @@ class Job:
         """A limit on objects in flight that follows the load as the job runs (see WorkerGate)."""
         return WorkerGate(self, wanted)
 
-
     async def run(self) -> None:
         raise NotImplementedError
 
