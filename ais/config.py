@@ -139,6 +139,21 @@ class GetBatchSection:
 
 
 @dataclass(frozen=True)
+class EtlSection:
+    # Transformers (reference §6): "local" runs one process per ETL on every target (supervised,
+    # restarted on a crash); "k8s" runs one pod and service per ETL and target.
+    runtime: str = "local"
+    # image -> local command, as "IMAGE=COMMAND" entries checked before the built-in ones
+    # (etl/images.py). An image without a tag matches every tag; "python" means this node's
+    # interpreter; "{port}" (or the value after --port) becomes the transformer's port.
+    images: tuple[str, ...] = ()
+    pass_fqn: bool = True              # hpush/ws: hand the transformer the object's local path, not its bytes
+    log_max_bytes: int = 1 << 20       # transformer output kept per target (oldest half dropped beyond)
+    restart_backoff_s: float = 0.5     # first wait before restarting a crashed transformer (doubles, to 10 s)
+    k8s_namespace: str = "default"
+
+
+@dataclass(frozen=True)
 class LogSection:
     level: str = "INFO"
     file: str = ""     # empty = stderr
@@ -157,6 +172,7 @@ class Config:
     space: SpaceSection = field(default_factory=SpaceSection)
     load: LoadSection = field(default_factory=LoadSection)
     get_batch: GetBatchSection = field(default_factory=GetBatchSection)
+    etl: EtlSection = field(default_factory=EtlSection)
     log: LogSection = field(default_factory=LogSection)
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ais import apc
 from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
+from ais.etl import EtlMD
 from ais.errors import BadMessage, Forbidden, ServiceUnavailable
 from ais.intra import IntraClient, PeerError
 from ais.web import read_json
@@ -24,10 +25,12 @@ from ais.web import read_json
 log = logging.getLogger(__name__)
 
 Listener = Callable[[ClusterMap | None, BucketMD | None], Awaitable[None]]
+EtlListener = Callable[[EtlMD], Awaitable[None]]
 
 SMAP_FILE = "cluster_map.json"
 BMD_FILE = "bucket_md.json"
 KEYS_FILE = "access_keys.json"  # secrets: written 0600
+ETL_FILE = "etl_md.json"        # holds the ETLs' callback secrets: written 0600
 ID_FILE = "node_id"
 
 
@@ -72,16 +75,23 @@ class MetaStore:
         self.smap: ClusterMap | None = None
         self.bmd: BucketMD | None = None
         self.keys: AccessKeys | None = None
+        self.etl: EtlMD | None = None
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
+        self._etl_listeners: list[EtlListener] = []
 
     def subscribe(self, fn: Listener) -> None:
         self._listeners.append(fn)
 
+    def subscribe_etl(self, fn: EtlListener) -> None:
+        """`fn(etl_md)` after every newer ETL metadata version is persisted."""
+        self._etl_listeners.append(fn)
+
     def load(self) -> None:
         """Blocking, start-up only."""
         docs: tuple[tuple[str, str, Any], ...] = (
-            (SMAP_FILE, "smap", ClusterMap), (BMD_FILE, "bmd", BucketMD), (KEYS_FILE, "keys", AccessKeys))
+            (SMAP_FILE, "smap", ClusterMap), (BMD_FILE, "bmd", BucketMD), (KEYS_FILE, "keys", AccessKeys),
+            (ETL_FILE, "etl", EtlMD))
         for name, attr, cls in docs:
             path = os.path.join(self.conf_dir, name)
             if os.path.exists(path):
@@ -89,7 +99,7 @@ class MetaStore:
                     setattr(self, attr, cls.from_wire(json.load(f)))
 
     async def apply(self, smap: ClusterMap | None = None, bmd: BucketMD | None = None,
-                    keys: AccessKeys | None = None) -> bool:
+                    keys: AccessKeys | None = None, etl: EtlMD | None = None) -> bool:
         """Accept newer versions only; persist, then apply, then notify. True if anything changed."""
         async with self._lock:
             if smap is not None and self.smap is not None:
@@ -104,7 +114,9 @@ class MetaStore:
                     bmd = None
             if keys is not None and self.keys is not None and keys.version <= self.keys.version:
                 keys = None
-            if smap is None and bmd is None and keys is None:
+            if etl is not None and self.etl is not None and etl.version <= self.etl.version:
+                etl = None
+            if smap is None and bmd is None and keys is None and etl is None:
                 return False
             loop = asyncio.get_running_loop()
             if smap is not None:
@@ -119,6 +131,16 @@ class MetaStore:
                 await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, KEYS_FILE),
                                            json.dumps(keys.to_wire()).encode(), 0o600)
                 self.keys = keys
+            if etl is not None:
+                await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, ETL_FILE),
+                                           json.dumps(etl.to_wire()).encode(), 0o600)
+                self.etl = etl
+        if etl is not None:
+            for etl_fn in self._etl_listeners:
+                try:
+                    await etl_fn(etl)
+                except Exception:  # noqa: BLE001 - as below
+                    log.exception("ETL metadata listener failed")
         if smap is None and bmd is None:
             return True
         for fn in self._listeners:
@@ -133,18 +155,20 @@ class MetaStore:
             smap = ClusterMap.from_wire(payload["smap"]) if payload.get("smap") else None
             bmd = BucketMD.from_wire(payload["bmd"]) if payload.get("bmd") else None
             keys = AccessKeys.from_wire(payload["s3keys"]) if payload.get("s3keys") else None
+            etl = EtlMD.from_wire(payload["etlmd"]) if payload.get("etlmd") else None
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage(f"malformed metasync payload: {exc}") from exc
-        return await self.apply(smap, bmd, keys)
+        return await self.apply(smap, bmd, keys, etl)
 
     def payload(self) -> dict[str, Any]:
         return {"smap": self.smap.to_wire() if self.smap else None,
                 "bmd": self.bmd.to_wire() if self.bmd else None,
-                "s3keys": self.keys.to_wire() if self.keys else None}
+                "s3keys": self.keys.to_wire() if self.keys else None,
+                "etlmd": self.etl.to_wire() if self.etl else None}
 
-    def versions(self) -> tuple[int, int, int]:
+    def versions(self) -> tuple[int, int, int, int]:
         return (self.smap.version if self.smap else 0, self.bmd.version if self.bmd else 0,
-                self.keys.version if self.keys else 0)
+                self.keys.version if self.keys else 0, self.etl.version if self.etl else 0)
 
 
 def metasync_handler(store: MetaStore) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -224,20 +248,20 @@ class ClusterAgent:
                 log.warning("keepalive failed: %s", exc)
 
     async def keepalive_once(self) -> None:
-        smap_v, bmd_v, keys_v = self.store.versions()
+        smap_v, bmd_v, keys_v, etl_v = self.store.versions()
         for url in self.primary_urls():
             try:
                 resp = await self.http.call_json(
                     "POST", f"{url}/v1/cluster/keepalive",
                     json_body={"node": self.me.to_wire(), "smap_version": smap_v, "bmd_version": bmd_v,
-                               "keys_version": keys_v},
+                               "keys_version": keys_v, "etl_version": etl_v},
                     headers={apc.HDR_CLUSTER_SECRET: self.secret})
             except PeerError as exc:
                 if exc.status == 404:  # the primary no longer knows us: register again
                     await self.join(deadline_s=self.interval_s * 5)
                     return
                 raise
-            if resp and (resp.get("smap") or resp.get("bmd") or resp.get("s3keys")):
+            if resp and (resp.get("smap") or resp.get("bmd") or resp.get("s3keys") or resp.get("etlmd")):
                 await self.store.apply_wire(resp)
             return
 

@@ -22,7 +22,7 @@ from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_
 from ais.metrics import NodeMetrics
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
 from ais.s3.web import render_s3_error
-from proxy import buckets, cluster, membership, moss, objects, remote, s3, s3keys
+from proxy import buckets, cluster, etl, membership, moss, objects, remote, s3, s3keys
 from proxy.context import CTX, ProxyContext
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def build_public_app(ctx: ProxyContext, primary: membership.Primary) -> web.Appl
     r.add_patch("/v1/buckets/{bucket}", buckets.patch_bucket)
     r.add_put("/v1/buckets/{bucket}", buckets.put_bucket)
     moss.add_routes(app)
+    etl.add_routes(app)
     r.add_get("/v1/cluster", cluster.get_cluster, allow_head=False)
     r.add_put("/v1/cluster", cluster.put_cluster)
     _add_common(app, ctx)

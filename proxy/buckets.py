@@ -245,6 +245,9 @@ async def post_bucket(request: web.Request) -> web.StreamResponse:
         return await _list_job(request, ctx, bck, msg, remote_only=True)
     if msg.action == apc.ACT_COPY_LIST:
         return await _copy_list(request, ctx, primary, bck, msg)
+    if msg.action in ("etl-bck", "etl-listrange"):
+        from proxy import etl  # etl imports this module
+        return await etl.transform(request, ctx, primary, bck, msg)
     raise UnknownAction(f"unknown bucket POST action {msg.action!r}")
 
 

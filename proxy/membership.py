@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ais import apc
 from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
+from ais.etl import EtlMD
 from ais.errors import BadMessage, Forbidden, NotFound, ServiceUnavailable
 from ais.web import read_json
 from proxy.context import CTX, ProxyContext
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 class Primary:
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
-        self.acked: dict[str, tuple[int, int, int]] = {}   # node -> (smap, bmd, access keys) versions
+        self.acked: dict[str, tuple[int, int, int, int]] = {}   # node -> (smap, bmd, access keys, etl) versions
         self._wake = asyncio.Event()
 
     async def update(self, change: Callable[[ClusterMap, BucketMD], Awaitable[tuple[ClusterMap | None, BucketMD | None]]]) -> None:
@@ -54,6 +55,18 @@ class Primary:
             await ctx.store.apply(keys=new)
         await self.push(wait_s=ctx.cfg.timeouts.control_s)
 
+    async def update_etl(self, change: Callable[[EtlMD], EtlMD | None]) -> None:
+        """Apply a change to the ETL metadata and metasync it."""
+        ctx = self.ctx
+        if not ctx.is_primary:
+            raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
+        async with ctx.meta_lock:
+            new = change(ctx.store.etl or EtlMD(version=0))
+            if new is None:
+                return
+            await ctx.store.apply(etl=new)
+        await self.push(wait_s=ctx.cfg.timeouts.control_s)
+
     async def push(self, wait_s: float) -> None:
         """Send the current versions to every node that lacks them; wait up to wait_s."""
         ctx = self.ctx
@@ -65,7 +78,7 @@ class Primary:
             self._wake.set()
 
     def _behind(self, node_id: str) -> bool:
-        acked = self.acked.get(node_id, (0, 0, 0))
+        acked = self.acked.get(node_id, (0, 0, 0, 0))
         return any(a < c for a, c in zip(acked, self.ctx.store.versions()))
 
     async def _send(self, node: Node) -> bool:
@@ -153,7 +166,8 @@ def handlers(primary: Primary) -> dict[str, Callable[[web.Request], Awaitable[we
         if ctx.smap.get(node.id) is None:
             raise NotFound(f"node {node.display} is not in the cluster map")
         ctx.last_seen[node.id] = asyncio.get_running_loop().time()
-        acked = (int(body.get("smap_version", 0)), int(body.get("bmd_version", 0)), int(body.get("keys_version", 0)))
+        acked = (int(body.get("smap_version", 0)), int(body.get("bmd_version", 0)), int(body.get("keys_version", 0)),
+                 int(body.get("etl_version", 0)))
         primary.acked[node.id] = acked
         if any(a < c for a, c in zip(acked, ctx.store.versions())):
             return web.json_response(ctx.store.payload())

@@ -25,7 +25,8 @@ from ais.membership import ClusterAgent, MetaStore, daemon_answer, load_or_creat
 from ais.metrics import NodeMetrics
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
-from target import jobs, listing, moss, objects, remote, s3, space
+from target import etl, jobs, listing, moss, objects, remote, s3, space
+from target.etl import handlers as etl_handlers
 from target.backends import Backends
 from target.context import CTX, TargetContext
 from target.load import LoadMonitor
@@ -90,6 +91,7 @@ def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appli
     app.router.add_delete("/v1/jobs", jobs.abort_job)
     app.router.add_get("/v1/s3/uploads/{bucket}", s3.list_uploads)
     app.router.add_post(moss.SEND_PATH, moss.send_entries)
+    etl_handlers.add_routes(app)
     _add_common(app, ctx)
     return app
 
@@ -151,6 +153,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         stack.push_async_callback(ctx.background.cancel_all)
         ctx.spawn(load.run(), name="load-monitor")
         store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
+        stack.push_async_callback(etl.attach(ctx).close)   # transformers stop after the jobs
         registry = jobs.JobRegistry()
         stack.push_async_callback(registry.stop_all)
         ctx.spawn(space.SpaceMonitor(ctx, registry).loop(), name="space-monitor")

@@ -25,6 +25,7 @@ from target.fs.quota import SpaceQuota
 from target.load import LoadMonitor
 
 if TYPE_CHECKING:
+    from target.etl.manager import EtlManager
     from target.remote import ColdFetch
 
 _LOCK_STRIPES = 1024
@@ -47,6 +48,7 @@ class TargetContext:
     atimes: dict[str, int] = field(default_factory=dict)   # remote object uname -> last read (ns), for LRU
     backend_limits: BackendLimiter = field(default_factory=BackendLimiter)
     quota: SpaceQuota = field(default_factory=SpaceQuota)   # space.capacity_bytes, measured by target.space
+    etl: "EtlManager | None" = None   # set at start-up (target.etl.attach)
 
     def spawn(self, coro: Any, name: str) -> None:
         """A background task owned by the target: cancelled and awaited on shutdown."""

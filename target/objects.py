@@ -23,11 +23,12 @@ import xxhash
 from aiohttp import web
 
 from ais import apc, names
-from ais.errors import (AisError, InsufficientStorage, BadMessage, BadRequest, Conflict, NotFound, NotImplementedErr,
+from ais.errors import (AisError, InsufficientStorage, BadMessage, BadRequest, Conflict, NotFound,
                         ObjectNotFound, RangeNotSatisfiable, UnknownAction)
 from ais.names import Bucket
 from ais.web import STREAMING, read_action
 from target import remote
+from target.archive import formats, index as ar_index
 from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
@@ -170,11 +171,11 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 async def get_object(request: web.Request) -> web.StreamResponse:
     # 1. resolve, 2. ownership
     ctx, bck, obj, props = await resolve(request)
-    for unsupported in ("etl_name", "etl_pipeline"):
-        if unsupported in request.query:
-            raise NotImplementedErr(f"query parameter {unsupported!r} is not supported yet")
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
+    if request.query.get("etl_name"):
+        from target.etl import inline  # the ETL package imports this module
+        return await inline.get_transformed(request, ctx, bck, obj)
     if request.query.get(apc.Q_ARCHPATH) or request.query.get(apc.Q_ARCHREGX):
         from target import shards  # shards imports this module
         return await shards.get_archived(request, ctx, bck, obj)
@@ -745,7 +746,14 @@ async def delete_local(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
     mp, path = ctx.mountpaths.object_path(bck, obj)
     bdir = ctx.mountpaths.bucket_dir(mp, bck)
     async with ctx.object_lock(bck.object_uname(obj)):
-        return await ctx.mountpaths.run(mp, fsmeta.remove_object, path, bdir)
+        return await ctx.mountpaths.run(mp, _remove_object, path, bdir, obj)
+
+
+def _remove_object(path: str, bdir: str, obj: str) -> bool:
+    """Blocking: the object, and the index sidecar a shard may have (target/archive/index.py)."""
+    if formats.is_archive_name(obj):
+        ar_index.drop(bdir, obj)
+    return fsmeta.remove_object(path, bdir)
 
 
 # --- DELETE / POST / PATCH ------------------------------------------------------------------

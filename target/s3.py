@@ -305,6 +305,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return await _list_parts(request, ctx, bck, key)
     if "partNumber" in request.query:
         raise S3NotImplemented("GetObject by partNumber is not implemented")
+    if request.query.get("etl_name"):   # our extension: an inline transform, as on the native API
+        from target.etl import inline  # the ETL package imports the object handlers
+        return await inline.get_transformed(request, ctx, bck, key)
     # 4. metadata (and a small object's bytes) in one hop
     mp, path = ctx.mountpaths.object_path(bck, key)
     if not bck.is_ais:

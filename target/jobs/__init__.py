@@ -18,6 +18,7 @@ from ais.errors import BadMessage, BadRequest, NotFound
 from ais.names import Bucket
 from ais.web import read_json
 from target.context import CTX
+from target.etl.jobs import EtlBucketJob, EtlListJob
 from target.jobs.archive import ArchiveJob
 from target.jobs.base import Job
 from target.jobs.copy import CopyBucketJob, MoveBucketJob
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 KINDS: dict[str, Callable[..., Job]] = {cls.kind: cls for cls in (
     CopyBucketJob, MoveBucketJob, PrefetchListJob, EvictListJob, DeleteListJob, EvictBucketJob, BlobDownloadJob,
-    CopyListJob, LruJob, ArchiveJob)}
+    CopyListJob, LruJob, ArchiveJob, EtlBucketJob, EtlListJob)}
 
 
 class JobRegistry:
