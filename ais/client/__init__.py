@@ -14,7 +14,7 @@ cached cluster map (see routing.py); 429/503 and transport failures are retried 
 calls (retry.py). Every exception is an `errors.ClientError` (tree in errors.py).
 """
 
-from ais.client.core import AsyncClient, AsyncObjectReader, BucketLike, ClientStats, to_bucket
+from ais.client.core import ApiAnswer, AsyncClient, AsyncObjectReader, BucketLike, ClientStats, to_bucket
 from ais.client.errors import (AccessDenied, BadRequest, BucketExists, BucketNotFound, ClientError, Conflict,
                                ConnectError, DecodeError, EtlExists, EtlNotFound, InsufficientStorage, InvalidName,
                                NotFound, ObjectNotFound, RangeNotSatisfiable, ReadError, RequestTimeout, ServerError,
@@ -27,7 +27,8 @@ from ais.client.types import (LS_ARCH_DIR, LS_CACHED, LS_NAME_ONLY, BatchEntry, 
                               ListPage, ObjectProps)
 
 __all__ = [
-    "AccessDenied", "AiohttpTransport", "AsyncClient", "AsyncObjectReader", "BadRequest", "BatchEntry", "BatchItem",
+    "AccessDenied", "AiohttpTransport", "ApiAnswer", "AsyncClient", "AsyncObjectReader", "BadRequest", "BatchEntry",
+    "BatchItem",
     "BucketExists", "BucketLike", "BucketNotFound", "Client", "ClientError", "ClientStats", "Conflict",
     "ConnectError", "DecodeError", "EtlExists", "EtlNotFound", "InsufficientStorage", "InvalidName", "JobStatus",
     "LS_ARCH_DIR", "LS_CACHED", "LS_NAME_ONLY", "ListEntry", "ListPage", "NotFound", "ObjectNotFound",

@@ -105,6 +105,28 @@ class _Call:
     batch: Sequence[tuple[Bucket, str]] | None = None   # batch-get: straight to the main owner
     idempotent: bool = True
     stream: bool = False
+    base_url: str = ""           # a given node's public URL (admin calls to one node)
+
+
+@dataclass(frozen=True)
+class ApiAnswer:
+    """A successful answer of `AsyncClient.request()`: status, headers (lower-cased) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+
+    def json(self) -> Any:
+        if not self.data:
+            return None
+        try:
+            return json.loads(self.data)
+        except ValueError as exc:
+            raise DecodeError(f"expected JSON, got {self.data[:200]!r}") from exc
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace").strip()
 
 
 class AsyncClient:
@@ -151,6 +173,8 @@ class AsyncClient:
     # --- the request pipeline ----------------------------------------------------------------
 
     async def _route(self, call: _Call, force_proxy: bool) -> Route:
+        if call.base_url:
+            return Route(call.base_url)
         if (call.obj is None and call.batch is None) or force_proxy:
             return Route(self.router.proxy_url())
         if self.router.needs_refresh():
@@ -328,6 +352,19 @@ class AsyncClient:
         except ClientError:
             return False
         return True
+
+    async def request(self, method: str, path: str, *, params: Sequence[tuple[str, str]] = (), body: Any = None,
+                      node_url: str = "", idempotent: bool | None = None) -> ApiAnswer:
+        """Any native API call the methods here do not cover (admin and control-plane requests, used
+        by the CLI): `path` (e.g. `/v1/cluster`) at a proxy, or at `node_url` (a node's public URL);
+        `body` is sent as JSON. Redirects, retries and errors as for every other call."""
+        payload = BytesPayload(json.dumps(body).encode()) if body is not None else None
+        call = _Call(method, path, list(params), self._json_headers() if payload else {}, payload,
+                     idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
+                     base_url=node_url.rstrip("/"))
+        resp = await self._send(call)
+        data = await resp.read()
+        return ApiAnswer(resp.status, resp.headers, data)
 
     # --- buckets -----------------------------------------------------------------------------
 

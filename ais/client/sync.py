@@ -17,7 +17,7 @@ import os
 import threading
 from typing import Any, AsyncIterator, Coroutine, Iterator, Mapping, Sequence, TypeVar
 
-from ais.client.core import AsyncClient, AsyncObjectReader, Body, BucketLike, ClientStats
+from ais.client.core import ApiAnswer, AsyncClient, AsyncObjectReader, Body, BucketLike, ClientStats
 from ais.client.retry import RetryPolicy
 from ais.client.routing import Router
 from ais.client.transport import Timeouts, Transport
@@ -223,6 +223,12 @@ class Client:
 
     def is_ready(self) -> bool:
         return self._run(self.aio.is_ready())
+
+    def request(self, method: str, path: str, *, params: Sequence[tuple[str, str]] = (), body: Any = None,
+                node_url: str = "", idempotent: bool | None = None) -> ApiAnswer:
+        """Any native API call the methods here do not cover (see `AsyncClient.request`)."""
+        return self._run(self.aio.request(method, path, params=params, body=body, node_url=node_url,
+                                          idempotent=idempotent))
 
     # --- buckets -----------------------------------------------------------------------------
 
