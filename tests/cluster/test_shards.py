@@ -104,6 +104,18 @@ def test_archpath_reads_every_file(bucket, ext: str) -> None:  # type: ignore[no
     assert obj.get_reader(archive_config=ArchiveConfig(archpath="s002.jpg")).read_all() == FILES["s002.jpg"]
 
 
+def test_deleting_a_shard_removes_its_index(cluster, bucket) -> None:  # type: ignore[no-untyped-def]
+    put(bucket, "idx.tar", make_tar(FILES))
+    assert bucket.object("idx.tar").get_reader(archive_config=ArchiveConfig(archpath="s001.cls")).read_all() == b"3"
+
+    def sidecars() -> list[str]:
+        return [os.path.join(d, f) for t in cluster.targets for mp in t.mountpaths
+                for d, _, files in os.walk(os.path.join(mp, "@ais", bucket.name, "%ix")) for f in files]
+    assert len(sidecars()) == 1    # the tar's member table, built by the first read
+    bucket.object("idx.tar").delete()
+    assert sidecars() == []
+
+
 def test_archpath_headers_and_direct_reads(cluster, bucket) -> None:  # type: ignore[no-untyped-def]
     put(bucket, "h.tar", make_tar(FILES))
     r = requests.get(obj_url(cluster, bucket, "h.tar"), params={"archpath": "meta/info.json"}, timeout=30)
