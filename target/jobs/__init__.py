@@ -18,7 +18,7 @@ from ais.errors import BadMessage, BadRequest, NotFound
 from ais.names import Bucket
 from ais.web import read_json
 from target.context import CTX
-from target.etl.jobs import EtlBucketJob, EtlListJob
+from target.jobs.etl import EtlBucketJob, EtlListJob
 from target.jobs.archive import ArchiveJob
 from target.jobs.base import Job
 from target.jobs.copy import CopyBucketJob, MoveBucketJob
