@@ -20,25 +20,33 @@ _FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
 
 
 class _Reader:
-    """Exact-size reads over an async iterator of chunks."""
+    """Exact-size reads over an async iterator of chunks (a read offset into one buffer, which
+    is compacted only when more than half of it has been consumed: no copy per read)."""
 
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
         self._chunks = chunks
         self._buf = bytearray()
+        self._pos = 0
         self._eof = False
 
     async def read_exact(self, n: int) -> bytes:
-        while len(self._buf) < n and not self._eof:
+        while len(self._buf) - self._pos < n and not self._eof:
             try:
-                self._buf += await self._chunks.__anext__()
+                chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
                 self._eof = True
-        if len(self._buf) < n:
-            if not self._buf and n:
+                break
+            if self._pos and self._pos >= len(self._buf) // 2:
+                del self._buf[:self._pos]
+                self._pos = 0
+            self._buf += chunk
+        have = len(self._buf) - self._pos
+        if have < n:
+            if not have and n:
                 return b""
-            raise DecodeError(f"archive truncated: wanted {n} bytes, got {len(self._buf)}")
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
+            raise DecodeError(f"archive truncated: wanted {n} bytes, got {have}")
+        out = bytes(self._buf[self._pos:self._pos + n])
+        self._pos += n
         return out
 
 

@@ -254,3 +254,19 @@ def test_official_batch_iter_dataset(cluster: Cluster, samples: Any) -> None:
     got = [(n, d) for names, datas in DataLoader(ds, batch_size=16, num_workers=2, collate_fn=_collate_pairs)
            for n, d in zip(names, datas)]
     assert Counter(n for n, _ in got) == Counter(list(data)) and all(d == data[n] for n, d in got)
+
+
+def test_readme_client_example(cluster: Cluster, ours: Client) -> None:
+    import contextlib
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        block = re.search(r"## Our client and PyTorch loaders.*?```python\n(.*?)```", f.read(), re.S)
+    assert block, "README lost its client example"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block.group(1).replace("http://127.0.0.1:8080", cluster.endpoint), "README.md", "exec"), {})
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == [repr(bytes([7]) * 4), repr(["train/0000.bin", "train/0001.bin", "train/0002.bin"])]
+    assert lines[2:] == ["25 100"] * 4
+    ours.destroy_bucket("ds")
