@@ -139,3 +139,7 @@ PROVIDER_SCHEME = {"ais": "ais", "aws": "s3", "gcp": "gs", "azure": "az", "oci":
 FLAG_NON_ELECTABLE = 1
 FLAG_MAINTENANCE = 4
 FLAG_DECOMMISSION = 8
+
+# runtime cluster config (`PUT /v1/cluster` action, or `PUT /v1/cluster/<action>?section.key=value`)
+ACT_SET_CONFIG = "set-config"
+ACT_RESET_CONFIG = "reset-config"

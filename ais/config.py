@@ -189,6 +189,66 @@ class Config:
         return from_dict(merged)
 
 
+# Settings a running node cannot take (listeners, identity, disks, pools and cloud clients are built
+# at start-up): set in the node's config file or AIS_* environment and restart instead.
+RESTART_ONLY = ("node.", "net.", "proxy.", "cluster.", "backend.", "target.mountpaths",
+                "target.io_workers_per_mountpath", "target.slow_", "log.file", "s3.root")
+
+
+def flatten_changes(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"load": {"max_inflight": 7}}` or `{"load.max_inflight": 7}` (or a mix) → dotted keys."""
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_changes(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def runtime_changes(cfg: Config, value: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a set-config request against `cfg`: known keys that a running node can take and
+    values of the right type. Returns the changes, coerced, as dotted keys."""
+    changes = flatten_changes(value)
+    if not changes:
+        raise BadRequest("set-config needs at least one setting, e.g. {\"load.max_inflight\": 4096}")
+    for key in changes:
+        if key.startswith(RESTART_ONLY) or key in (p.rstrip(".") for p in RESTART_ONLY):
+            raise BadRequest(f"config {key!r} takes effect only at start-up: set it in the node's config "
+                             "file or AIS_* environment and restart the node")
+    new = cfg.updated(changes).to_dict()
+    return {key: new[key.partition(".")[0]][key.partition(".")[2]] for key in changes}
+
+
+@dataclass(frozen=True)
+class ConfigMD:
+    """Cluster-wide config changes made at runtime (`set-config`): versioned and metasynced like
+    the cluster map, persisted on every node, applied over each node's own config file and env."""
+    version: int = 0
+    changes: Mapping[str, Any] = field(default_factory=dict)   # dotted key -> value
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"version": self.version, "changes": dict(self.changes)}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> "ConfigMD":
+        changes = d.get("changes") or {}
+        if not isinstance(changes, Mapping):
+            raise ValueError("config changes must be an object")
+        return cls(int(d.get("version", 0)), dict(changes))
+
+    def applied_to(self, base: Config) -> Config:
+        """`base` with these changes; a change the node cannot take (an older or newer release) is skipped."""
+        cfg = base
+        for key, value in self.changes.items():
+            try:
+                cfg = cfg.updated({key: value})
+            except BadRequest:
+                continue
+        return cfg
+
+
 def _coerce(tp: Any, value: Any, name: str) -> Any:
     try:
         if get_origin(tp) is tuple:

@@ -11,12 +11,14 @@ import asyncio
 import json
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from ais import apc
 from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
+from ais.config import Config, ConfigMD
 from ais.etl import EtlMD
 from ais.errors import BadMessage, Forbidden, ServiceUnavailable
 from ais.intra import IntraClient, PeerError
@@ -25,12 +27,13 @@ from ais.web import read_json
 log = logging.getLogger(__name__)
 
 Listener = Callable[[ClusterMap | None, BucketMD | None], Awaitable[None]]
-EtlListener = Callable[[EtlMD], Awaitable[None]]
+DocListener = Callable[[Any], Awaitable[None]]
 
 SMAP_FILE = "cluster_map.json"
 BMD_FILE = "bucket_md.json"
 KEYS_FILE = "access_keys.json"  # secrets: written 0600
 ETL_FILE = "etl_md.json"        # holds the ETLs' callback secrets: written 0600
+CONFIG_FILE = "cluster_config.json"   # runtime config changes (set-config) over the node's own config
 ID_FILE = "node_id"
 
 
@@ -69,6 +72,26 @@ def _random_id() -> str:
     return "".join(alphabet[b % len(alphabet)] for b in os.urandom(8))
 
 
+@dataclass(frozen=True)
+class Doc:
+    """A versioned cluster-wide document besides the cluster map and bucket metadata: persisted
+    on every node, sent in metasync payloads under `wire`, its version carried by keepalives as `ack`."""
+    attr: str           # MetaStore attribute and `apply()` keyword
+    wire: str
+    ack: str
+    file: str
+    cls: Any            # from_wire / to_wire / version
+    mode: int = 0o644
+
+
+DOCS = (
+    Doc("keys", "s3keys", "keys_version", KEYS_FILE, AccessKeys, 0o600),   # secrets
+    Doc("etl", "etlmd", "etl_version", ETL_FILE, EtlMD, 0o600),            # the ETLs' callback secrets
+    Doc("config", "config", "config_version", CONFIG_FILE, ConfigMD),
+)
+ACK_NAMES = ("smap_version", "bmd_version", *(d.ack for d in DOCS))   # keepalive fields, in versions() order
+
+
 class MetaStore:
     def __init__(self, conf_dir: str) -> None:
         self.conf_dir = conf_dir
@@ -76,31 +99,34 @@ class MetaStore:
         self.bmd: BucketMD | None = None
         self.keys: AccessKeys | None = None
         self.etl: EtlMD | None = None
+        self.config: ConfigMD | None = None
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
-        self._etl_listeners: list[EtlListener] = []
+        self._doc_listeners: dict[str, list[DocListener]] = {d.attr: [] for d in DOCS}
 
     def subscribe(self, fn: Listener) -> None:
         self._listeners.append(fn)
 
-    def subscribe_etl(self, fn: EtlListener) -> None:
-        """`fn(etl_md)` after every newer ETL metadata version is persisted."""
-        self._etl_listeners.append(fn)
+    def subscribe_doc(self, attr: str, fn: DocListener) -> None:
+        """`fn(doc)` after every newer version of the document `attr` (see DOCS) is persisted."""
+        self._doc_listeners[attr].append(fn)
+
+    def subscribe_etl(self, fn: DocListener) -> None:
+        self.subscribe_doc("etl", fn)
 
     def load(self) -> None:
         """Blocking, start-up only."""
         docs: tuple[tuple[str, str, Any], ...] = (
-            (SMAP_FILE, "smap", ClusterMap), (BMD_FILE, "bmd", BucketMD), (KEYS_FILE, "keys", AccessKeys),
-            (ETL_FILE, "etl", EtlMD))
+            (SMAP_FILE, "smap", ClusterMap), (BMD_FILE, "bmd", BucketMD), *((d.file, d.attr, d.cls) for d in DOCS))
         for name, attr, cls in docs:
             path = os.path.join(self.conf_dir, name)
             if os.path.exists(path):
                 with open(path, encoding="utf-8") as f:
                     setattr(self, attr, cls.from_wire(json.load(f)))
 
-    async def apply(self, smap: ClusterMap | None = None, bmd: BucketMD | None = None,
-                    keys: AccessKeys | None = None, etl: EtlMD | None = None) -> bool:
-        """Accept newer versions only; persist, then apply, then notify. True if anything changed."""
+    async def apply(self, smap: ClusterMap | None = None, bmd: BucketMD | None = None, **docs: Any) -> bool:
+        """Accept newer versions only; persist, then apply, then notify. True if anything changed.
+        `docs`: new versions of the documents in DOCS, by attribute name."""
         async with self._lock:
             if smap is not None and self.smap is not None:
                 if smap.uuid and self.smap.uuid and smap.uuid != self.smap.uuid:
@@ -112,11 +138,9 @@ class MetaStore:
                     raise Forbidden(f"bucket metadata of another cluster ({bmd.uuid} != {self.bmd.uuid})")
                 if bmd.version <= self.bmd.version:
                     bmd = None
-            if keys is not None and self.keys is not None and keys.version <= self.keys.version:
-                keys = None
-            if etl is not None and self.etl is not None and etl.version <= self.etl.version:
-                etl = None
-            if smap is None and bmd is None and keys is None and etl is None:
+            newer = [(d, docs[d.attr]) for d in DOCS if docs.get(d.attr) is not None and
+                     (getattr(self, d.attr) is None or docs[d.attr].version > getattr(self, d.attr).version)]
+            if smap is None and bmd is None and not newer:
                 return False
             loop = asyncio.get_running_loop()
             if smap is not None:
@@ -127,20 +151,16 @@ class MetaStore:
                 await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, BMD_FILE),
                                            json.dumps(bmd.to_wire()).encode())
                 self.bmd = bmd
-            if keys is not None:
-                await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, KEYS_FILE),
-                                           json.dumps(keys.to_wire()).encode(), 0o600)
-                self.keys = keys
-            if etl is not None:
-                await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, ETL_FILE),
-                                           json.dumps(etl.to_wire()).encode(), 0o600)
-                self.etl = etl
-        if etl is not None:
-            for etl_fn in self._etl_listeners:
+            for d, doc in newer:
+                await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, d.file),
+                                           json.dumps(doc.to_wire()).encode(), d.mode)
+                setattr(self, d.attr, doc)
+        for d, doc in newer:
+            for doc_fn in self._doc_listeners[d.attr]:
                 try:
-                    await etl_fn(etl)
+                    await doc_fn(doc)
                 except Exception:  # noqa: BLE001 - as below
-                    log.exception("ETL metadata listener failed")
+                    log.exception("%s listener failed", d.wire)
         if smap is None and bmd is None:
             return True
         for fn in self._listeners:
@@ -154,21 +174,44 @@ class MetaStore:
         try:
             smap = ClusterMap.from_wire(payload["smap"]) if payload.get("smap") else None
             bmd = BucketMD.from_wire(payload["bmd"]) if payload.get("bmd") else None
-            keys = AccessKeys.from_wire(payload["s3keys"]) if payload.get("s3keys") else None
-            etl = EtlMD.from_wire(payload["etlmd"]) if payload.get("etlmd") else None
+            docs = {d.attr: d.cls.from_wire(payload[d.wire]) for d in DOCS if payload.get(d.wire)}
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage(f"malformed metasync payload: {exc}") from exc
-        return await self.apply(smap, bmd, keys, etl)
+        return await self.apply(smap, bmd, **docs)
 
     def payload(self) -> dict[str, Any]:
-        return {"smap": self.smap.to_wire() if self.smap else None,
-                "bmd": self.bmd.to_wire() if self.bmd else None,
-                "s3keys": self.keys.to_wire() if self.keys else None,
-                "etlmd": self.etl.to_wire() if self.etl else None}
+        out = {"smap": self.smap.to_wire() if self.smap else None,
+               "bmd": self.bmd.to_wire() if self.bmd else None}
+        for d in DOCS:
+            doc = getattr(self, d.attr)
+            out[d.wire] = doc.to_wire() if doc is not None else None
+        return out
 
-    def versions(self) -> tuple[int, int, int, int]:
+    def versions(self) -> tuple[int, ...]:
+        """(cluster map, bucket metadata, *DOCS) versions, 0 for what this node lacks."""
         return (self.smap.version if self.smap else 0, self.bmd.version if self.bmd else 0,
-                self.keys.version if self.keys else 0, self.etl.version if self.etl else 0)
+                *(getattr(self, d.attr).version if getattr(self, d.attr) is not None else 0 for d in DOCS))
+
+    def acks(self) -> dict[str, int]:
+        """The versions as a keepalive carries them."""
+        return dict(zip(ACK_NAMES, self.versions()))
+
+    @staticmethod
+    def acked(body: Mapping[str, Any]) -> tuple[int, ...]:
+        """The versions a keepalive body reports, in `versions()` order."""
+        return tuple(int(body.get(n, 0) or 0) for n in ACK_NAMES)
+
+
+def follow_config(store: MetaStore, base: Config, on_change: Callable[[Config], None]) -> Config:
+    """The node's effective config: `base` (its file and environment) with the cluster's runtime
+    changes persisted in `store`; `on_change(effective)` runs on every newer version of those."""
+    async def changed(md: ConfigMD) -> None:
+        cfg = md.applied_to(base)
+        logging.getLogger().setLevel(cfg.log.level.upper())
+        on_change(cfg)
+        log.info("cluster config v%d: %s", md.version, dict(md.changes) or "no changes")
+    store.subscribe_doc("config", changed)
+    return store.config.applied_to(base) if store.config is not None else base
 
 
 def metasync_handler(store: MetaStore) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -248,13 +291,10 @@ class ClusterAgent:
                 log.warning("keepalive failed: %s", exc)
 
     async def keepalive_once(self) -> None:
-        smap_v, bmd_v, keys_v, etl_v = self.store.versions()
         for url in self.primary_urls():
             try:
                 resp = await self.http.call_json(
-                    "POST", f"{url}/v1/cluster/keepalive",
-                    json_body={"node": self.me.to_wire(), "smap_version": smap_v, "bmd_version": bmd_v,
-                               "keys_version": keys_v, "etl_version": etl_v},
+                    "POST", f"{url}/v1/cluster/keepalive", json_body={"node": self.me.to_wire(), **self.store.acks()},
                     headers={apc.HDR_CLUSTER_SECRET: self.secret})
             except PeerError as exc:
                 if exc.status == 404:  # the primary no longer knows us: register again

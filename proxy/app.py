@@ -18,11 +18,11 @@ from ais import apc
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.intra import IntraClient
-from ais.membership import ClusterAgent, MetaStore, load_or_create_id, metasync_handler
+from ais.membership import ClusterAgent, MetaStore, follow_config, load_or_create_id, metasync_handler
 from ais.metrics import NodeMetrics
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
 from ais.s3.web import render_s3_error
-from proxy import buckets, cluster, etl, membership, moss, objects, remote, s3, s3keys
+from proxy import buckets, cluster, config, etl, membership, moss, objects, remote, s3, s3keys
 from proxy.context import CTX, ProxyContext
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def build_public_app(ctx: ProxyContext, primary: membership.Primary) -> web.Appl
     etl.add_routes(app)
     r.add_get("/v1/cluster", cluster.get_cluster, allow_head=False)
     r.add_put("/v1/cluster", cluster.put_cluster)
+    r.add_put("/v1/cluster/{action}", config.put_cluster_action)
     _add_common(app, ctx)
     if ctx.cfg.s3.root:
         s3.add_routes(app, mount="")  # last: every native route keeps priority
@@ -92,6 +93,10 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         stack.push_async_callback(http.close)
         ctx = ProxyContext(cfg=cfg, me=me, store=store, http=http, metrics=NodeMetrics("proxy", node_id),
                            started_ns=time.monotonic_ns())
+
+        def config_changed(new: Config) -> None:
+            ctx.cfg = new
+        ctx.cfg = follow_config(store, cfg, config_changed)
         stack.push_async_callback(_cancel_tasks, ctx)
         primary = membership.Primary(ctx)
 

@@ -196,4 +196,7 @@ async def put_cluster(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
     if msg.action == apc.ACT_START:
         return await _start(ctx, msg.value if isinstance(msg.value, dict) else {})
+    if msg.action in (apc.ACT_SET_CONFIG, apc.ACT_RESET_CONFIG):
+        from proxy import config  # config forwards through proxy.buckets, which imports this module
+        return await config.change_config(request, msg.action, msg.value)
     raise UnknownAction(f"unknown cluster action {msg.action!r}")

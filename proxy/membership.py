@@ -19,6 +19,7 @@ from ais import apc
 from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
 from ais.etl import EtlMD
 from ais.errors import BadMessage, Forbidden, NotFound, ServiceUnavailable
+from ais.membership import DOCS, MetaStore
 from ais.web import read_json
 from proxy.context import CTX, ProxyContext
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 class Primary:
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
-        self.acked: dict[str, tuple[int, int, int, int]] = {}   # node -> (smap, bmd, access keys, etl) versions
+        self.acked: dict[str, tuple[int, ...]] = {}   # node -> versions acknowledged (MetaStore.versions order)
         self._wake = asyncio.Event()
 
     async def update(self, change: Callable[[ClusterMap, BucketMD], Awaitable[tuple[ClusterMap | None, BucketMD | None]]]) -> None:
@@ -43,29 +44,24 @@ class Primary:
             await ctx.store.apply(smap, bmd)
         await self.push(wait_s=ctx.cfg.timeouts.control_s)
 
-    async def update_keys(self, change: Callable[[AccessKeys], AccessKeys | None]) -> None:
-        """Apply a change to the S3 access keys and metasync it."""
+    async def update_doc(self, attr: str, change: Callable[[Any], Any]) -> None:
+        """Apply `change(current) -> new or None` to the document `attr` (ais.membership.DOCS) and metasync it."""
         ctx = self.ctx
         if not ctx.is_primary:
             raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
+        doc = next(d for d in DOCS if d.attr == attr)
         async with ctx.meta_lock:
-            new = change(ctx.store.keys or AccessKeys(version=0))
+            new = change(getattr(ctx.store, attr) or doc.cls(version=0))
             if new is None:
                 return
-            await ctx.store.apply(keys=new)
+            await ctx.store.apply(**{attr: new})
         await self.push(wait_s=ctx.cfg.timeouts.control_s)
 
+    async def update_keys(self, change: Callable[[AccessKeys], AccessKeys | None]) -> None:
+        await self.update_doc("keys", change)
+
     async def update_etl(self, change: Callable[[EtlMD], EtlMD | None]) -> None:
-        """Apply a change to the ETL metadata and metasync it."""
-        ctx = self.ctx
-        if not ctx.is_primary:
-            raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
-        async with ctx.meta_lock:
-            new = change(ctx.store.etl or EtlMD(version=0))
-            if new is None:
-                return
-            await ctx.store.apply(etl=new)
-        await self.push(wait_s=ctx.cfg.timeouts.control_s)
+        await self.update_doc("etl", change)
 
     async def push(self, wait_s: float) -> None:
         """Send the current versions to every node that lacks them; wait up to wait_s."""
@@ -78,8 +74,8 @@ class Primary:
             self._wake.set()
 
     def _behind(self, node_id: str) -> bool:
-        acked = self.acked.get(node_id, (0, 0, 0, 0))
-        return any(a < c for a, c in zip(acked, self.ctx.store.versions()))
+        current = self.ctx.store.versions()
+        return any(a < c for a, c in zip(self.acked.get(node_id, (0,) * len(current)), current))
 
     async def _send(self, node: Node) -> bool:
         ctx = self.ctx
@@ -166,8 +162,10 @@ def handlers(primary: Primary) -> dict[str, Callable[[web.Request], Awaitable[we
         if ctx.smap.get(node.id) is None:
             raise NotFound(f"node {node.display} is not in the cluster map")
         ctx.last_seen[node.id] = asyncio.get_running_loop().time()
-        acked = (int(body.get("smap_version", 0)), int(body.get("bmd_version", 0)), int(body.get("keys_version", 0)),
-                 int(body.get("etl_version", 0)))
+        try:
+            acked = MetaStore.acked(body)
+        except (TypeError, ValueError) as exc:
+            raise BadMessage(f"malformed keepalive versions: {exc}") from exc
         primary.acked[node.id] = acked
         if any(a < c for a, c in zip(acked, ctx.store.versions())):
             return web.json_response(ctx.store.payload())

@@ -21,7 +21,7 @@ from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.errors import BadRequest, ServiceUnavailable
 from ais.intra import IntraClient
-from ais.membership import ClusterAgent, MetaStore, daemon_answer, load_or_create_id, metasync_handler
+from ais.membership import ClusterAgent, MetaStore, daemon_answer, follow_config, load_or_create_id, metasync_handler
 from ais.metrics import NodeMetrics
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
@@ -151,6 +151,10 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         ctx = TargetContext(cfg=cfg, me=me, store=store, mountpaths=mountpaths, http=http,
                             metrics=metrics, started_ns=started_ns, backends=backends, load=load)
         stack.push_async_callback(ctx.background.cancel_all)
+
+        def config_changed(new: Config) -> None:
+            ctx.cfg = ctx.load.cfg = new
+        ctx.cfg = ctx.load.cfg = follow_config(store, cfg, config_changed)
         ctx.spawn(load.run(), name="load-monitor")
         store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
         stack.push_async_callback(etl.attach(ctx).close)   # transformers stop after the jobs
