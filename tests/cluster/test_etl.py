@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 import pytest
@@ -48,8 +49,8 @@ def _alive(pid: int) -> bool:
 
 
 def _put(bucket: Any, data: dict[str, bytes]) -> None:
-    for name, content in data.items():
-        bucket.object(name).get_writer().put_content(content)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: bucket.object(kv[0]).get_writer().put_content(kv[1]), data.items()))
 
 
 @pytest.fixture
@@ -171,9 +172,12 @@ def test_offline_md5_of_1000_objects_into_new_bucket(cluster: Cluster, client: C
         client.job(job_id).wait(timeout=120)
         listed = {e.name for e in dst.list_all_objects()}
         assert listed == {n.replace(".bin", ".md5") for n in data}
-        for obj, content in data.items():
-            assert dst.object(obj.replace(".bin", ".md5")).get_reader().read_all() == \
-                hashlib.md5(content).hexdigest().encode()
+        def check(item: tuple[str, bytes]) -> bool:
+            obj, content = item
+            got = dst.object(obj.replace(".bin", ".md5")).get_reader().read_all()
+            return got == hashlib.md5(content).hexdigest().encode()
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(check, data.items()))   # every output checked
         # a dry run writes nothing
         job_id = bucket.transform(name, bucket, prefix_filter="d/00", dry_run=True)
         client.job(job_id).wait(timeout=60)
@@ -246,11 +250,16 @@ def test_crashing_transformer_is_restarted(cluster: Cluster, client: Client, buc
         bucket.object("x/crash").get_reader(etl=ETLConfig(name)).read_all()
     msg = str(ei.value)
     assert name in msg and "x/crash" in msg
-    # the supervisor restarts it; the next GET (same target or not) works
+    # the supervisor restarts it (asynchronously: wait for it to report running again)
+    deadline = time.monotonic() + 20
+    while not (sum(s[name]["restarts"] for s in _stats(cluster).values()) == 1
+               and all(s[name]["state"] == "running" for s in _stats(cluster).values())):
+        assert time.monotonic() < deadline, _stats(cluster)
+        time.sleep(0.1)
     assert bucket.object("x/fine").get_reader(etl=ETLConfig(name)).read_all() == b"cba"
+    assert bucket.object("x/crash").get_reader().read_all() == b"boom"   # the object itself is fine
     owner_logs = "".join(e.logs for e in etl.logs())
     assert "exited with status 3" in owner_logs and "restart #1" in owner_logs
-    assert sum(s[name]["restarts"] for s in _stats(cluster).values()) == 1
     errors = etl.view().obj_errors or []
     assert any(e.obj_name == "x/crash" for e in errors)
 
@@ -266,7 +275,7 @@ def test_hanging_and_failing_transformer(cluster: Cluster, client: Client, bucke
         def transform(self, data: bytes, path: str, etl_args: str) -> bytes:
             if path.endswith("hang"):
                 import time as t
-                t.sleep(30)
+                t.sleep(4)   # past the 2 s timeout (it blocks this server: keep it short)
             if path.endswith("bad"):
                 raise ValueError("cannot transform this one")
             return data + b"!"
