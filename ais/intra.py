@@ -27,7 +27,8 @@ class PeerError(AisError):
         self.code = "peer-error"
 
 
-def _peer_message(status: int, text: str) -> str:
+def peer_message(status: int, text: str) -> str:
+    """The `message` of a node's JSON error body, else the text itself."""
     try:
         body = json.loads(text)
         if isinstance(body, dict) and "message" in body:
@@ -84,7 +85,7 @@ class IntraClient:
                 if resp.status >= 400:
                     err = resp.headers.get(apc.HDR_ERROR)
                     text = err if err else body.decode("utf-8", "replace")
-                    raise PeerError(resp.status, _peer_message(resp.status, text))
+                    raise PeerError(resp.status, peer_message(resp.status, text))
                 return resp.status, body, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise ServiceUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc

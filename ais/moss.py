@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ais import names
+from aiohttp import web
+
+from ais import apc, names
 from ais.errors import AisError, BadRequest
 from ais.names import Bucket
-from ais.web import ci_get
+from ais.web import ci_get, read_json
 
 MISSING_DIR = "__404__"
 MAX_BODY_BYTES = 64 << 20          # a 100,000-entry request is ~10 MiB of JSON
@@ -210,3 +212,13 @@ def _entry(d: Mapping[str, Any], where: str, default: Bucket | None,
     if not isinstance(opaque, str):
         raise BadRequest(f"invalid {where}.opaque: expected base64 text")
     return BatchEntry(bck, obj, archpath.lstrip("/") if archpath else "", start, length, opaque)
+
+
+async def read_request(request: web.Request) -> BatchRequest:
+    """The MossReq of `GET /v1/ml/moss[/<bucket>]` (a proxy's or a target's), validated; the path's
+    bucket (with `provider` and `namespace` from the query) is the default of entries without one."""
+    q = request.query
+    default = None
+    if request.match_info.get("bucket"):
+        default = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
+    return parse_request(await read_json(request, MAX_BODY_BYTES), default, q.get("coloc", ""))

@@ -18,8 +18,7 @@ from aiohttp import web
 
 from ais import apc, names
 from ais.errors import ServiceUnavailable
-from ais.moss import COLOC_TARGET_AWARE, MAX_BODY_BYTES, parse_request
-from ais.web import read_json
+from ais.moss import COLOC_TARGET_AWARE, read_request
 from proxy.context import CTX
 from proxy.remote import require_bucket
 
@@ -27,11 +26,7 @@ from proxy.remote import require_bucket
 async def get_batch(request: web.Request) -> web.StreamResponse:
     # 1. request: the whole MossReq validated here
     ctx = request.app[CTX]
-    q = request.query
-    default = None
-    if request.match_info.get("bucket"):
-        default = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
-    req = parse_request(await read_json(request, MAX_BODY_BYTES), default, q.get("coloc", ""))
+    req = await read_request(request)
     # 2. buckets exist (a remote one is added on first use); front-end rate limits count one GET each
     for bck in req.buckets:
         props = await require_bucket(request, bck)

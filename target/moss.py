@@ -35,9 +35,9 @@ from aiohttp import web
 from ais import apc, names
 from ais.cmap import Node
 from ais.errors import AisError, BadMessage, ServiceUnavailable, TooManyRequests
-from ais.intra import PeerError
-from ais.moss import MAX_BODY_BYTES, BatchEntry, BatchRequest, RangeError, parse_request
-from ais.web import STREAMING, read_body, read_json
+from ais.intra import PeerError, peer_message
+from ais.moss import MAX_BODY_BYTES, BatchEntry, BatchRequest, RangeError, read_request
+from ais.web import STREAMING, read_body
 from target import remote
 from target.archive.write import ArchiveWriter
 from target.context import CTX, TargetContext
@@ -345,7 +345,7 @@ class PeerSource:
                     {"Content-Type": apc.MSGPACK}), timeout=self.ctx.http.data_timeout())
             if self._resp.status != 200:
                 text = await self._resp.text()
-                raise PeerError(self._resp.status, _message(text, self._resp.status))
+                raise PeerError(self._resp.status, peer_message(self._resp.status, text))
             n = int.from_bytes(await self._resp.content.readexactly(_MANIFEST_LEN), "big")
             wire = msgpack.unpackb(await self._resp.content.readexactly(n))
         except (aiohttp.ClientError, asyncio.IncompleteReadError, TimeoutError, OSError) as exc:
@@ -370,16 +370,6 @@ class PeerSource:
     async def close(self) -> None:
         if self._resp is not None:
             self._resp.close()
-
-
-def _message(text: str, status: int) -> str:
-    try:
-        body = json.loads(text)
-        if isinstance(body, dict) and "message" in body:
-            return str(body["message"])
-    except ValueError:
-        pass
-    return text.strip() or f"status {status}"
 
 
 def _entry_wire(e: BatchEntry) -> list[Any]:
@@ -465,11 +455,7 @@ async def get_batch(request: web.Request) -> web.StreamResponse:
     """`GET /v1/ml/moss[/<bucket>]` with a JSON MossReq body (redirected here by a proxy)."""
     # 1. request
     ctx = request.app[CTX]
-    q = request.query
-    default = None
-    if request.match_info.get("bucket"):
-        default = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
-    req = parse_request(await read_json(request, MAX_BODY_BYTES), default, q.get("coloc", ""))
+    req = await read_request(request)
     # 2. admission
     job = _job(request.app[JOBS], ctx)
     admit(ctx, job)
