@@ -1,0 +1,238 @@
+"""`ais show cluster|performance|storage`, `ais storage mountpath ls|attach|detach`, and the
+membership commands `ais cluster add|rm|set-primary|maintenance` (what the server supports;
+anything else is the server's error, reported as such)."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import time
+from typing import Any
+
+from ais.cli import render
+from ais.cli.common import CommandError, client, unsupported
+from ais.client import ClientError, Client, StatusError
+from ais.cmap import ClusterMap, Node
+
+
+def node_status(c: Client, node: Node) -> dict[str, Any]:
+    """The node's own report (`what=node_status`), or {"error": ...} when it cannot be reached."""
+    try:
+        doc = c.request("GET", "/v1/daemon", params=[("what", "node_status")], node_url=node.public_url).json()
+    except ClientError as exc:
+        return {"error": exc.message}
+    return doc if isinstance(doc, dict) else {}
+
+
+def statuses(c: Client, nodes: list[Node]) -> dict[str, dict[str, Any]]:
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(16, len(nodes)))) as pool:
+        return dict(zip((n.id for n in nodes), pool.map(lambda n: node_status(c, n), nodes)))
+
+
+def _state(node: Node, st: dict[str, Any]) -> str:
+    if st.get("error"):
+        return "offline"
+    if node.flags & 8:
+        return "decommissioning"
+    if node.in_maintenance:
+        return "maintenance"
+    return "online"
+
+
+def _uptime(st: dict[str, Any]) -> str:
+    ns = st.get("uptime_ns")
+    return render.human_duration(ns / 1e9) if isinstance(ns, (int, float)) else "-"
+
+
+def _capacity(st: dict[str, Any]) -> tuple[int, int]:
+    mps = st.get("mountpaths") or {}
+    total = sum(int(m.get("total", 0)) for m in mps.values())
+    avail = sum(int(m.get("avail", 0)) for m in mps.values())
+    return total - avail, total
+
+
+def _sorted(nodes: Any) -> list[Node]:
+    return sorted(nodes, key=lambda n: n.id)
+
+
+# --- show cluster -----------------------------------------------------------------------------
+
+def cmd_cluster(a: argparse.Namespace) -> int:
+    c = client(a)
+    smap = c.cluster_map(refresh=True)
+    proxies, targets = _sorted(smap.proxies.values()), _sorted(smap.targets.values())
+    which = (a.which or "").lower()
+    if which not in ("", "proxy", "target") and smap.get(a.which) is None:
+        raise CommandError(f"no node {a.which!r} in the cluster map (expected proxy, target or a node ID)")
+    st = statuses(c, proxies + targets)
+    if a.json:
+        render.print_json({"uuid": smap.uuid, "version": smap.version, "primary": smap.primary_id,
+                           "proxies": {n.id: {"url": n.public_url, "flags": n.flags, "status": st[n.id]}
+                                       for n in proxies},
+                           "targets": {n.id: {"url": n.public_url, "flags": n.flags, "status": st[n.id]}
+                                       for n in targets}})
+        return 0
+    if which in ("", "proxy") or smap.get(a.which) in proxies:
+        rows = [[f"p[{n.id}]" + (" (primary)" if n.id == smap.primary_id else ""), n.public_url, _uptime(st[n.id]),
+                 _state(n, st[n.id])] for n in proxies if which in ("", "proxy") or n.id == a.which]
+        print(render.table(["PROXY", "PUBLIC URL", "UPTIME", "STATUS"], rows, no_headers=a.no_headers))
+    if which in ("", "target") or smap.get(a.which) in targets:
+        if which == "":
+            print()
+        rows = []
+        for n in targets:
+            if which not in ("", "target") and n.id != a.which:
+                continue
+            used, total = _capacity(st[n.id])
+            load = (st[n.id].get("load") or {}).get("overall", "-")
+            rows.append([f"t[{n.id}]", n.public_url, str(len(st[n.id].get("mountpaths") or {}) or "-"),
+                         render.human_size(used) if total else "-", render.human_size(total) if total else "-",
+                         f"{used * 100 / total:.0f}%" if total else "-", load, _uptime(st[n.id]),
+                         _state(n, st[n.id])])
+        print(render.table(["TARGET", "PUBLIC URL", "MOUNTPATHS", "USED", "CAPACITY", "USED%", "LOAD", "UPTIME",
+                            "STATUS"], rows, no_headers=a.no_headers, right=["USED", "CAPACITY", "USED%"]))
+    if which == "" and not a.no_headers:
+        print(f"\nCluster map v{smap.version}, UUID {smap.uuid}: {len(proxies)} prox{'y' if len(proxies) == 1 else 'ies'},"
+              f" {len(targets)} target{'s' if len(targets) != 1 else ''}; primary p[{smap.primary_id}]")
+    return 0
+
+
+# --- show performance ---------------------------------------------------------------------------
+
+def _perf_rows(smap: ClusterMap, st: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for n in _sorted(smap.targets.values()):
+        load = st[n.id].get("load") or {}
+        disks = [v for v in (load.get("disk_util_pct") or {}).values() if isinstance(v, (int, float))]
+        rows.append([f"t[{n.id}]", f"{load['cpu_pct']:.0f}%" if "cpu_pct" in load else "-",
+                     f"{load['mem_available_pct']:.0f}%" if "mem_available_pct" in load else "-",
+                     f"{max(disks):.0f}%" if disks else "-",
+                     render.human_size(load.get("net_bytes_per_s", 0)) + "/s" if load else "-",
+                     load.get("inflight", "-"), load.get("open_files", "-"),
+                     load.get("overall", "offline" if st[n.id].get("error") else "-")])
+    return rows
+
+
+def cmd_performance(a: argparse.Namespace) -> int:
+    c = client(a)
+    for i in range(max(1, a.count)):
+        if i:
+            time.sleep(a.refresh)
+            print()
+        smap = c.cluster_map(refresh=i == 0)
+        st = statuses(c, list(smap.targets.values()))
+        if a.json:
+            render.print_json({tid: s.get("load") or s for tid, s in st.items()})
+            continue
+        print(render.table(["TARGET", "CPU", "MEM AVAIL", "DISK UTIL", "NETWORK", "IN-FLIGHT", "OPEN FILES", "LOAD"],
+                           _perf_rows(smap, st), no_headers=a.no_headers))
+    return 0
+
+
+# --- show storage, storage mountpath ls --------------------------------------------------------
+
+def _mountpath_rows(smap: ClusterMap, st: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for n in _sorted(smap.targets.values()):
+        s = st[n.id]
+        if s.get("error"):
+            rows.append([f"t[{n.id}]", "-", "-", "-", "-", "-", "-", f"offline: {s['error']}"[:60]])
+            continue
+        load = s.get("load") or {}
+        for mp, d in sorted((s.get("mountpaths") or {}).items()):
+            total, avail = int(d.get("total", 0)), int(d.get("avail", 0))
+            util = (load.get("disk_util_pct") or {}).get(mp)
+            rows.append([f"t[{n.id}]", mp, render.human_size(total - avail), render.human_size(avail),
+                         render.human_size(total), f"{(total - avail) * 100 / total:.0f}%" if total else "-",
+                         f"{util:.0f}%" if isinstance(util, (int, float)) else "-",
+                         (load.get("disk_grades") or {}).get(mp, "-")])
+    return rows
+
+
+def _storage(a: argparse.Namespace) -> int:
+    c = client(a)
+    smap = c.cluster_map(refresh=True)
+    st = statuses(c, list(smap.targets.values()))
+    if a.json:
+        render.print_json({tid: {"mountpaths": s.get("mountpaths") or {},
+                                 "disk_util_pct": (s.get("load") or {}).get("disk_util_pct") or {},
+                                 **({"error": s["error"]} if s.get("error") else {})} for tid, s in st.items()})
+        return 0
+    rows = _mountpath_rows(smap, st)
+    print(render.table(["TARGET", "MOUNTPATH", "USED", "AVAIL", "TOTAL", "USED%", "DISK UTIL", "DISK LOAD"], rows,
+                       no_headers=a.no_headers, right=["USED", "AVAIL", "TOTAL", "USED%"]))
+    if not a.no_headers:
+        used = sum(_capacity(s)[0] for s in st.values())
+        total = sum(_capacity(s)[1] for s in st.values())
+        print(f"\n{len(rows)} mountpaths on {len(st)} targets: {render.human_size(used)} used of "
+              f"{render.human_size(total)}")
+    return 0
+
+
+def cmd_storage(a: argparse.Namespace) -> int:
+    return _storage(a)
+
+
+def cmd_mountpath_ls(a: argparse.Namespace) -> int:
+    return _storage(a)
+
+
+def _admin(c: Client, what: str, method: str, path: str, body: Any = None, node_url: str = "") -> str:
+    try:
+        return c.request(method, path, body=body, node_url=node_url, idempotent=False).text
+    except StatusError as exc:
+        raise unsupported(what, exc) from None
+
+
+def _target(c: Client, node_id: str) -> Node:
+    smap = c.cluster_map(refresh=True)
+    node = smap.targets.get(node_id) or smap.targets.get(node_id.removeprefix("t[").rstrip("]"))
+    if node is None:
+        raise CommandError(f"no target {node_id!r} in the cluster map (see 'ais show cluster')")
+    return node
+
+
+def cmd_mountpath_change(a: argparse.Namespace) -> int:
+    c = client(a)
+    node = _target(c, a.node)
+    action = "attach-mp" if a.cmd == "attach" else "detach-mp"
+    _admin(c, f"mountpath {a.cmd}", "PUT", "/v1/daemon/mountpaths", {"action": action, "value": a.path},
+           node_url=node.public_url)
+    print(f"{a.cmd}ed mountpath {a.path} on t[{node.id}]")
+    return 0
+
+
+# --- cluster add | rm | set-primary | maintenance -----------------------------------------------
+
+def cmd_cluster_add(a: argparse.Namespace) -> int:
+    c = client(a)
+    _admin(c, "cluster add", "POST", "/v1/cluster/join-by-admin",
+           {"daemon_type": a.role, "public_net": {"direct_url": a.url}})
+    print(f"added {a.role} {a.url}")
+    return 0
+
+
+def cmd_cluster_rm(a: argparse.Namespace) -> int:
+    from ais.cli.common import confirm
+    c = client(a)
+    confirm(a, f"Remove node {a.node} from the cluster?")
+    _admin(c, "cluster rm", "PUT", "/v1/cluster",
+           {"action": "decommission-node" if a.decommission else "shutdown-node",
+            "value": {"sid": a.node, "rm_user_data": a.rm_user_data}})
+    print(f"removed node {a.node}")
+    return 0
+
+
+def cmd_set_primary(a: argparse.Namespace) -> int:
+    c = client(a)
+    _admin(c, "set-primary", "PUT", f"/v1/cluster/proxy/{a.node}")
+    print(f"p[{a.node}] is the new primary")
+    return 0
+
+
+def cmd_maintenance(a: argparse.Namespace) -> int:
+    c = client(a)
+    action = "start-maintenance" if a.cmd == "start" else "stop-maintenance"
+    _admin(c, f"maintenance {a.cmd}", "PUT", "/v1/cluster", {"action": action, "value": {"sid": a.node}})
+    print(f"{'started' if a.cmd == 'start' else 'stopped'} maintenance of {a.node}")
+    return 0
