@@ -232,3 +232,33 @@ class AccessKeys:
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> "AccessKeys":
         return cls(version=int(d["version"]), keys=dict(d.get("keys") or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceMD:
+    """Rebalance metadata (wire: RMD): one version per change of the active target set. Every
+    target runs the rebalance `job_id` of the newest version it holds until it has sent away
+    what it no longer owns under cluster map `smap_version` or later (reference §9)."""
+
+    version: int
+    smap_version: int = 0
+
+    @property
+    def job_id(self) -> str:
+        return f"g{self.version}"
+
+    def next(self, smap_version: int) -> "RebalanceMD":
+        return replace(self, version=self.version + 1, smap_version=smap_version)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"version": str(self.version), "smap_version": str(self.smap_version)}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> "RebalanceMD":
+        return cls(version=int(d["version"]), smap_version=int(d.get("smap_version", 0)))
+
+
+def placement_changed(old: ClusterMap | None, new: ClusterMap) -> bool:
+    """True when `new` moves objects: its set of active targets differs from `old`'s."""
+    before = {t.id for t in old.active_targets()} if old is not None else set()
+    return before != {t.id for t in new.active_targets()}

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from ais import apc
-from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
+from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node, RebalanceMD
 from ais.config import Config, ConfigMD
 from ais.etl import EtlMD
 from ais.errors import BadMessage, Forbidden, ServiceUnavailable
@@ -34,6 +34,7 @@ BMD_FILE = "bucket_md.json"
 KEYS_FILE = "access_keys.json"  # secrets: written 0600
 ETL_FILE = "etl_md.json"        # holds the ETLs' callback secrets: written 0600
 CONFIG_FILE = "cluster_config.json"   # runtime config changes (set-config) over the node's own config
+RMD_FILE = "rebalance_md.json"
 ID_FILE = "node_id"
 
 
@@ -88,6 +89,7 @@ DOCS = (
     Doc("keys", "s3keys", "keys_version", KEYS_FILE, AccessKeys, 0o600),   # secrets
     Doc("etl", "etlmd", "etl_version", ETL_FILE, EtlMD, 0o600),            # the ETLs' callback secrets
     Doc("config", "config", "config_version", CONFIG_FILE, ConfigMD),
+    Doc("rmd", "rmd", "rmd_version", RMD_FILE, RebalanceMD),
 )
 ACK_NAMES = ("smap_version", "bmd_version", *(d.ack for d in DOCS))   # keepalive fields, in versions() order
 
@@ -100,6 +102,7 @@ class MetaStore:
         self.keys: AccessKeys | None = None
         self.etl: EtlMD | None = None
         self.config: ConfigMD | None = None
+        self.rmd: RebalanceMD | None = None
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
         self._doc_listeners: dict[str, list[DocListener]] = {d.attr: [] for d in DOCS}
@@ -301,7 +304,7 @@ class ClusterAgent:
                     await self.join(deadline_s=self.interval_s * 5)
                     return
                 raise
-            if resp and (resp.get("smap") or resp.get("bmd") or resp.get("s3keys") or resp.get("etlmd")):
+            if resp and any(resp.get(k) for k in ("smap", "bmd", *(d.wire for d in DOCS))):
                 await self.store.apply_wire(resp)
             return
 

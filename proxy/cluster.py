@@ -167,9 +167,12 @@ async def get_cluster(request: web.Request) -> web.StreamResponse:
 _STARTABLE = ("lru",)   # kinds `PUT /v1/cluster {"action": "start"}` may start (others come with their features)
 
 
-async def _start(ctx: ProxyContext, value: Mapping[str, Any]) -> web.StreamResponse:
+async def _start(request: web.Request, ctx: ProxyContext, value: Mapping[str, Any]) -> web.StreamResponse:
     """Start a job explicitly (SDK `Job.start`): on every target, or on `DaemonID`."""
     kind = str(ci_get(value, "kind", "") or "")
+    if kind == "rebalance":
+        from proxy import nodes  # nodes imports proxy.buckets, which imports this module
+        return await nodes.start_rebalance(request, ctx)
     if kind not in _STARTABLE:
         raise NotImplementedErr(f"starting {kind!r} jobs explicitly is not supported; startable kinds: {list(_STARTABLE)}")
     node = str(ci_get(value, "daemonid", "") or ci_get(value, "daemon_id", "") or "")
@@ -195,7 +198,10 @@ async def put_cluster(request: web.Request) -> web.StreamResponse:
                                for t in ctx.smap.active_targets()), return_exceptions=True)
         return web.Response(status=200)
     if msg.action == apc.ACT_START:
-        return await _start(ctx, msg.value if isinstance(msg.value, dict) else {})
+        return await _start(request, ctx, msg.value if isinstance(msg.value, dict) else {})
+    if msg.action in ("start-maintenance", "stop-maintenance", "decommission-node"):
+        from proxy import nodes  # nodes imports proxy.buckets, which imports this module
+        return await nodes.change_node(request, ctx, msg.action, msg.value)
     if msg.action in (apc.ACT_SET_CONFIG, apc.ACT_RESET_CONFIG):
         from proxy import config  # config forwards through proxy.buckets, which imports this module
         return await config.change_config(request, msg.action, msg.value)

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ais import apc
-from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node
+from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node, RebalanceMD, placement_changed
 from ais.etl import EtlMD
 from ais.errors import BadMessage, Forbidden, NotFound, ServiceUnavailable
 from ais.membership import DOCS, MetaStore
@@ -30,6 +30,7 @@ class Primary:
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
         self.acked: dict[str, tuple[int, ...]] = {}   # node -> versions acknowledged (MetaStore.versions order)
+        self.removed: set[str] = set()   # decommissioned nodes: their re-registration is refused
         self._wake = asyncio.Event()
 
     async def update(self, change: Callable[[ClusterMap, BucketMD], Awaitable[tuple[ClusterMap | None, BucketMD | None]]]) -> None:
@@ -38,11 +39,25 @@ class Primary:
         if not ctx.is_primary:
             raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
         async with ctx.meta_lock:
-            smap, bmd = await change(ctx.smap, ctx.bmd)
+            old = ctx.smap
+            smap, bmd = await change(old, ctx.bmd)
             if smap is None and bmd is None:
                 return
-            await ctx.store.apply(smap, bmd)
+            rmd = self._next_rmd(old, smap, bmd or ctx.bmd)
+            await ctx.store.apply(smap, bmd, **({"rmd": rmd} if rmd is not None else {}))
+        if rmd is not None:
+            log.info("active targets changed (cluster map v%d): rebalance %s", rmd.smap_version, rmd.job_id)
         await self.push(wait_s=ctx.cfg.timeouts.control_s)
+
+    def _next_rmd(self, old: ClusterMap, new: ClusterMap | None, bmd: BucketMD) -> RebalanceMD | None:
+        """A new rebalance when `new` changes the active target set of a cluster that has buckets
+        (with none, no object can be misplaced: a cluster starting up does not rebalance)."""
+        if new is None or not bmd.buckets or not placement_changed(old, new):
+            return None
+        return self.next_rmd(new.version)
+
+    def next_rmd(self, smap_version: int) -> RebalanceMD:
+        return (self.ctx.store.rmd or RebalanceMD(version=0)).next(smap_version)
 
     async def update_doc(self, attr: str, change: Callable[[Any], Any]) -> None:
         """Apply `change(current) -> new or None` to the document `attr` (ais.membership.DOCS) and metasync it."""
@@ -139,6 +154,8 @@ def handlers(primary: Primary) -> dict[str, Callable[[web.Request], Awaitable[we
         node, _ = await _node_from_body(request)
         if not ctx.is_primary:
             raise ServiceUnavailable(f"{ctx.me.display} is not the primary (primary: {ctx.smap.primary_id})")
+        if node.id in primary.removed:
+            raise Forbidden(f"node {node.display} was decommissioned")
         ctx.last_seen[node.id] = asyncio.get_running_loop().time()
 
         async def add(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:

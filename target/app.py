@@ -25,8 +25,9 @@ from ais.membership import ClusterAgent, MetaStore, daemon_answer, follow_config
 from ais.metrics import NodeMetrics
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
-from target import etl, jobs, listing, moss, objects, remote, s3, space
+from target import etl, jobs, listing, moss, objects, rebalance, remote, s3, space
 from target.etl import handlers as etl_handlers
+from target.jobs import rebalance as rebalance_job
 from target.backends import Backends
 from target.context import CTX, TargetContext
 from target.load import LoadMonitor
@@ -92,6 +93,7 @@ def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appli
     app.router.add_get("/v1/s3/uploads/{bucket}", s3.list_uploads)
     app.router.add_post(moss.SEND_PATH, moss.send_entries)
     etl_handlers.add_routes(app)
+    rebalance.add_routes(app)
     _add_common(app, ctx)
     return app
 
@@ -141,6 +143,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         await loop.run_in_executor(None, mountpaths.init, node_id)
         store = MetaStore(cfg.node.conf_dir)
         await loop.run_in_executor(None, store.load)
+        rebalanced = await loop.run_in_executor(None, rebalance.load_done, cfg.node.conf_dir)
         http = IntraClient(cfg.timeouts, node_id)
         await http.start()
         stack.push_async_callback(http.close)
@@ -149,7 +152,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         metrics = NodeMetrics("target", node_id)
         load = LoadMonitor(cfg, mountpaths.paths, metrics.registry, busy=mountpaths.slow_path)
         ctx = TargetContext(cfg=cfg, me=me, store=store, mountpaths=mountpaths, http=http,
-                            metrics=metrics, started_ns=started_ns, backends=backends, load=load)
+                            metrics=metrics, started_ns=started_ns, backends=backends, load=load, rebalanced=rebalanced)
         stack.push_async_callback(ctx.background.cancel_all)
 
         def config_changed(new: Config) -> None:
@@ -160,6 +163,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         stack.push_async_callback(etl.attach(ctx).close)   # transformers stop after the jobs
         registry = jobs.JobRegistry()
         stack.push_async_callback(registry.stop_all)
+        rebalance_job.follow(ctx, registry)
         ctx.spawn(space.SpaceMonitor(ctx, registry).loop(), name="space-monitor")
 
         # 2. listeners first: the primary metasyncs to us while we join
@@ -179,6 +183,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         stack.push_async_callback(agent.stop)
         if await _until_stopped(agent.join(cfg.timeouts.join_wait_s), stop):
             agent.start()
+            rebalance_job.start(ctx, registry, store.rmd)   # one interrupted by a stop resumes
             await stop.wait()
         log.info("target %s shutting down", node_id)
 

@@ -49,6 +49,10 @@ class TargetContext:
     backend_limits: BackendLimiter = field(default_factory=BackendLimiter)
     quota: SpaceQuota = field(default_factory=SpaceQuota)   # space.capacity_bytes, measured by target.space
     etl: "EtlManager | None" = None   # set at start-up (target.etl.attach)
+    # rebalance (target.rebalance): job ID -> stage ("traverse", "wait") while one runs here, and
+    # the ID of the last rebalance this target finished sending for (persisted)
+    rebalancing: dict[str, str] = field(default_factory=dict)
+    rebalanced: str = ""
 
     def spawn(self, coro: Any, name: str) -> None:
         """A background task owned by the target: cancelled and awaited on shutdown."""

@@ -199,9 +199,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     if rng is None:
         small = await ctx.mountpaths.run(mp, fsmeta.read_small, path, SMALL_OBJECT_BYTES)
         if small is None:
-            if not bck.is_ais:
-                return await _cold_get(request, ctx, bck, obj, props, rng)
-            raise ObjectNotFound(bck.object_cname(obj))
+            return await _get_missing(request, ctx, bck, obj, props, rng)
         meta, data = small
         if data is not None:
             _check_bid(ctx, bck, obj, meta)
@@ -213,9 +211,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     # 3b. larger or ranged: open + metadata in one hop, then sendfile
     opened = await ctx.mountpaths.run(mp, fsmeta.open_object, path)
     if opened is None:
-        if not bck.is_ais:
-            return await _cold_get(request, ctx, bck, obj, props, rng)
-        raise ObjectNotFound(bck.object_cname(obj))
+        return await _get_missing(request, ctx, bck, obj, props, rng)
     f, meta = opened
     try:
         _check_bid(ctx, bck, obj, meta)
@@ -232,6 +228,17 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return resp
     finally:
         f.close()
+
+
+async def _get_missing(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
+                       rng: str | None) -> web.StreamResponse:
+    """Not here: during a rebalance, from the target that has it still; else from the backend (remote buckets)."""
+    from target import rebalance  # rebalance imports this module
+    if (r := await rebalance.get_from_neighbor(request, ctx, bck, obj)) is not None:
+        return r
+    if not bck.is_ais:
+        return await _cold_get(request, ctx, bck, obj, props, rng)
+    raise ObjectNotFound(bck.object_cname(obj))
 
 
 async def _remote_get(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
@@ -305,6 +312,9 @@ async def head_object(request: web.Request) -> web.StreamResponse:
     if not bck.is_ais:
         return await _head_remote(request, ctx, bck, obj, meta, props)
     if meta is None:
+        from target import rebalance  # rebalance imports this module
+        if (peer := await rebalance.get_from_neighbor(request, ctx, bck, obj)) is not None:
+            return peer
         raise ObjectNotFound(bck.object_cname(obj))
     _check_bid(ctx, bck, obj, meta)
     headers = object_headers(ctx, bck, obj, mp, meta, props)
@@ -766,7 +776,9 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
         mp, d = await _mpu_require(ctx, bck, obj, request.query[apc.Q_UPLOAD_ID])
         await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
         return web.Response(status=200)
-    if not await delete_object_everywhere(ctx, bck, obj):
+    from target import rebalance  # rebalance imports this module
+    deleted = await delete_object_everywhere(ctx, bck, obj)
+    if not await rebalance.delete_at_neighbors(ctx, bck, obj) and not deleted:   # copies not moved here yet
         raise ObjectNotFound(bck.object_cname(obj))
     return web.Response(status=200)
 

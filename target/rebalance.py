@@ -1,0 +1,331 @@
+"""Rebalance on the wire between targets, and get-from-neighbor (reference §9).
+
+The `rebalance` job (target/jobs/rebalance.py) sends every object this target no longer owns
+to its owner with `send_object`: an intra `PUT /v1/rebalance/<bucket>/<object>` carrying the
+object's metadata (size, checksum, version, custom metadata, ETag, mtime, atime) in one header.
+The receiver checks the checksum, fsyncs, and publishes the object with that metadata unless it
+already holds a copy at least as new (a client's write during the rebalance wins); only then does
+it answer, and only then does the sender remove its copy (if unchanged meanwhile).
+
+While a rebalance runs here, an owner that misses an object locally asks the other targets for
+it (previous owners first, in HRW order) and streams it from the first that has it, so reads do
+not 404 before the object has moved. DELETE does the same, so a deleted object cannot come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from typing import Any, AsyncIterator
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from ais import apc, hrw, names
+from ais.cmap import Node
+from ais.errors import AisError, BadMessage, BadRequest, ObjectNotFound
+from ais.membership import write_atomic
+from ais.names import Bucket
+from target.context import CTX, TargetContext
+from target.fs import meta as fsmeta
+from target.fs.meta import ObjectMeta
+from target.objects import Received, batches, object_headers, parse_range, serve_file, write_work
+
+log = logging.getLogger(__name__)
+
+PATH = "/v1/rebalance"
+HDR_META = "Ais-Rebalance-Meta"   # JSON of the moved object's metadata
+DONE_FILE = "rebalance_done"      # in the node's conf dir: ID of the last rebalance sent in full
+_SMALL = 64 << 10
+_PASS_HEADERS = ("Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified")
+
+
+# --- the metadata header ----------------------------------------------------------------------
+
+def meta_to_wire(meta: ObjectMeta) -> str:
+    return json.dumps({"size": meta.size, "ct": meta.cksum_type, "cv": meta.cksum_value, "ver": meta.version,
+                       "md": meta.custom, "md5": meta.md5, "etag": meta.etag, "s3ck": meta.s3_checksums,
+                       "mtime": meta.mtime_ns, "atime": meta.atime_ns}, separators=(",", ":"))
+
+
+def meta_from_wire(text: str, bid: int) -> ObjectMeta:
+    try:
+        d = json.loads(text)
+        return ObjectMeta(size=int(d["size"]), cksum_type=str(d["ct"]), cksum_value=str(d["cv"]),
+                          version=str(d["ver"]), custom={str(k): str(v) for k, v in d["md"].items()}, bid=bid,
+                          md5=str(d["md5"]), etag=str(d["etag"]), s3_checksums=dict(d["s3ck"]),
+                          mtime_ns=int(d["mtime"]), atime_ns=int(d["atime"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadMessage(f"malformed {HDR_META} header: {exc}") from exc
+
+
+def _url(node: Node, bck: Bucket, obj: str) -> tuple[str, dict[str, str]]:
+    params = {apc.Q_PROVIDER: bck.provider}
+    if not bck.namespace.is_global:
+        params[apc.Q_NAMESPACE] = bck.namespace.uname
+    return f"{node.intra_url}{PATH}/{bck.name}/{quote(obj)}", params
+
+
+def _resolve(request: web.Request) -> tuple[TargetContext, Bucket, str]:
+    q = request.query
+    bck = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
+    return request.app[CTX], bck, names.check_object_name(request.match_info["obj"])
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+class Moved:
+    """What sending one object did: bytes sent, and whether the local copy is gone."""
+    __slots__ = ("size", "removed")
+
+    def __init__(self, size: int, removed: bool) -> None:
+        self.size, self.removed = size, removed
+
+
+async def send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp: str, path: str) -> Moved | None:
+    """Send the local object to `owner`, then remove it here once `owner` has it durably.
+    None when it vanished locally meanwhile."""
+    small = await ctx.mountpaths.run(mp, fsmeta.read_small, path, _SMALL)
+    if small is None:
+        return None
+    meta, data = small
+    url, params = _url(owner, bck, obj)
+    headers = ctx.http.headers({HDR_META: meta_to_wire(meta), "Content-Length": str(meta.size),
+                                apc.HDR_BACKGROUND: "true"})
+    f = None
+    if data is None:
+        opened = await ctx.mountpaths.run(mp, fsmeta.open_object, path)
+        if opened is None:
+            return None
+        f, meta = opened
+        headers[HDR_META] = meta_to_wire(meta)
+        headers["Content-Length"] = str(meta.size)
+    try:
+        body: Any = data if f is None else _file_chunks(ctx, mp, f, meta.size)
+        try:
+            async with ctx.http.session.put(url, data=body, params=params, headers=headers,
+                                            timeout=ctx.http.data_timeout()) as resp:
+                if resp.status >= 400:
+                    raise AisError(f"sending {bck.object_cname(obj)} to {owner.display}: "
+                                   f"{resp.status} {(await resp.text())[:200]}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise AisError(f"sending {bck.object_cname(obj)} to {owner.display}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if f is not None:
+            f.close()
+    async with ctx.object_lock(bck.object_uname(obj)):
+        removed = await ctx.mountpaths.run(mp, _remove_if_unchanged, path, ctx.mountpaths.bucket_dir(mp, bck), meta)
+    return Moved(meta.size, removed)
+
+
+async def _file_chunks(ctx: TargetContext, mp: str, f: Any, size: int) -> AsyncIterator[bytes]:
+    left = size
+    while left > 0:
+        chunk = await ctx.mountpaths.run(mp, f.read, min(1 << 20, left))
+        if not chunk:
+            raise ConnectionResetError("the object shrank while being sent")
+        left -= len(chunk)
+        yield chunk
+
+
+def _remove_if_unchanged(path: str, bucket_dir: str, sent: ObjectMeta) -> bool:
+    """Blocking: remove the sent copy unless it was rewritten while in flight."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return True
+    if st.st_mtime_ns != sent.mtime_ns or st.st_size != sent.size:
+        return False
+    return fsmeta.remove_object(path, bucket_dir)
+
+
+# --- receiving --------------------------------------------------------------------------------
+
+async def receive_object(request: web.Request) -> web.StreamResponse:
+    """Intra `PUT /v1/rebalance/<bucket>/<object>`: an object moved here by a rebalance."""
+    ctx, bck, obj = _resolve(request)
+    props = await ctx.require_bucket(bck, redirected=True)
+    meta = meta_from_wire(request.headers.get(HDR_META, ""), int(str(props.get("bid", "0"))))
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    work = ctx.mountpaths.work_path(mp, "reb.")
+    rec = Received()
+    await write_work(ctx, mp, work, batches(request.content.iter_chunked(256 << 10), ctx.cfg.target.write_buffer_bytes),
+                     rec, expected_bytes=meta.size)
+    if meta.cksum_type in ("xxhash", "xxhash64") and meta.cksum_value and meta.cksum_value != rec.hasher.hexdigest():
+        await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
+        raise BadRequest(f"checksum mismatch moving {bck.object_cname(obj)}: expected {meta.cksum_value}, "
+                         f"received {rec.hasher.hexdigest()}")
+    async with ctx.object_lock(bck.object_uname(obj)):
+        try:
+            stored = await ctx.mountpaths.run(mp, _commit_moved, work, path, meta, ctx.cfg.target.fsync)
+        except OSError as exc:
+            await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
+            raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
+    ctx.metrics.bytes_in.labels(verb="PUT").inc(rec.size)
+    return web.json_response({"stored": stored})
+
+
+def _commit_moved(work: str, final: str, meta: ObjectMeta, fsync: bool) -> bool:
+    """Blocking: publish a moved object with its metadata and times, unless a copy at least as
+    new is already here (then the work file goes). True if published."""
+    try:
+        st = os.stat(final)
+        if st.st_mtime_ns >= meta.mtime_ns:
+            os.unlink(work)
+            return False
+    except FileNotFoundError:
+        pass
+    os.setxattr(work, fsmeta.XATTR, meta.pack())
+    os.utime(work, ns=(meta.atime_ns or time.time_ns(), meta.mtime_ns or time.time_ns()))
+    fsmeta.ensure_parent(final)
+    os.rename(work, final)
+    if fsync:
+        dfd = os.open(os.path.dirname(final), os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return True
+
+
+# --- serving peers (get-from-neighbor) --------------------------------------------------------
+
+async def serve_local(request: web.Request) -> web.StreamResponse:
+    """Intra `GET|HEAD /v1/rebalance/<bucket>/<object>`: this target's copy, owner or not."""
+    ctx, bck, obj = _resolve(request)
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    if request.method == "HEAD":
+        meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+        if meta is None:
+            raise ObjectNotFound(bck.object_cname(obj))
+        resp = web.Response(status=200, headers=object_headers(ctx, bck, obj, mp, meta))
+        resp.headers["Content-Length"] = str(meta.size)
+        return resp
+    opened = await ctx.mountpaths.run(mp, fsmeta.open_object, path)
+    if opened is None:
+        raise ObjectNotFound(bck.object_cname(obj))
+    f, meta = opened
+    try:
+        headers = object_headers(ctx, bck, obj, mp, meta)
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Accept-Ranges"] = "bytes"
+        status, offset, count = 200, 0, meta.size
+        if (rng := request.headers.get("Range")) is not None:
+            offset, count = parse_range(rng, meta.size)
+            status = 206
+            headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{meta.size}"
+        return await serve_file(request, ctx, mp, f, status, headers, offset, count)
+    finally:
+        f.close()
+
+
+async def delete_local_copy(request: web.Request) -> web.StreamResponse:
+    """Intra `DELETE /v1/rebalance/<bucket>/<object>`: the owner deleted the object during a
+    rebalance; a copy not yet moved from here must not come back."""
+    ctx, bck, obj = _resolve(request)
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    async with ctx.object_lock(bck.object_uname(obj)):
+        removed = await ctx.mountpaths.run(mp, fsmeta.remove_object, path, ctx.mountpaths.bucket_dir(mp, bck))
+    if not removed:
+        raise ObjectNotFound(bck.object_cname(obj))
+    return web.Response(status=200)
+
+
+def neighbors(ctx: TargetContext, bck: Bucket, obj: str) -> list[Node]:
+    """The other targets, likeliest previous owner first (HRW order over every target of the map)."""
+    d = hrw.digest(bck.object_uname(obj))
+    others = [t for t in ctx.smap.targets.values() if t.id != ctx.me.id]
+    return sorted(others, key=lambda t: hrw.mix64(t.id_digest ^ d), reverse=True)
+
+
+async def get_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str) -> web.StreamResponse | None:
+    """While a rebalance runs here: stream the object from the first other target that has it."""
+    if not ctx.rebalancing:
+        return None
+    headers = ctx.http.headers()
+    if (rng := request.headers.get("Range")) is not None:
+        headers["Range"] = rng
+    for node in neighbors(ctx, bck, obj):
+        url, params = _url(node, bck, obj)
+        try:
+            async with ctx.http.session.request(request.method, url, params=params, headers=headers,
+                                                timeout=ctx.http.data_timeout()) as peer:
+                if peer.status >= 400:
+                    continue
+                out = {k: v for k, v in peer.headers.items() if k.startswith("Ais-") or k in _PASS_HEADERS}
+                if request.method == "HEAD":
+                    return web.Response(status=peer.status, headers=out)
+                resp = web.StreamResponse(status=peer.status, headers=out)
+                await resp.prepare(request)
+                async for chunk in peer.content.iter_chunked(256 << 10):
+                    await resp.write(chunk)
+                await resp.write_eof()
+                log.debug("%s served from %s (get-from-neighbor)", bck.object_cname(obj), node.display)
+                return resp
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("get-from-neighbor of %s at %s: %s", bck.object_cname(obj), node.display, exc)
+    return None
+
+
+async def delete_at_neighbors(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
+    """While a rebalance runs here: delete copies not yet moved; True if any existed."""
+    if not ctx.rebalancing:
+        return False
+    found = False
+    for node in neighbors(ctx, bck, obj):
+        url, params = _url(node, bck, obj)
+        try:
+            await ctx.http.call("DELETE", url, params=params)
+            found = True
+        except AisError:
+            continue
+    return found
+
+
+# --- progress between targets -----------------------------------------------------------------
+
+def _seq(job_id: str) -> int:
+    return int(job_id[1:]) if job_id[1:].isdigit() else 0
+
+
+async def stage(request: web.Request) -> web.StreamResponse:
+    """Intra `GET /v1/rebalance?id=g<N>`: how far this target is with rebalance `id`:
+    "traverse" (still sending), "wait" (sent all, waiting for the others), "done", or "pending"."""
+    ctx = request.app[CTX]
+    job_id = request.query.get("id", "")
+    if job_id in ctx.rebalancing:
+        answer = ctx.rebalancing[job_id]
+    elif ctx.rebalanced and _seq(ctx.rebalanced) >= _seq(job_id):
+        answer = "done"
+    else:
+        answer = "pending"
+    return web.json_response({"stage": answer})
+
+
+def load_done(conf_dir: str) -> str:
+    """Blocking, start-up only: the ID of the last rebalance this target sent in full."""
+    try:
+        with open(os.path.join(conf_dir, DONE_FILE), encoding="utf-8") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
+async def mark_done(ctx: TargetContext, job_id: str) -> None:
+    await asyncio.get_running_loop().run_in_executor(
+        None, write_atomic, os.path.join(ctx.cfg.node.conf_dir, DONE_FILE), job_id.encode())
+    ctx.rebalanced = job_id
+
+
+def add_routes(app: web.Application) -> None:
+    obj = PATH + "/{bucket}/{obj:.+}"
+    app.router.add_put(obj, receive_object)
+    app.router.add_get(obj, serve_local, allow_head=False)
+    app.router.add_head(obj, serve_local)
+    app.router.add_delete(obj, delete_local_copy)
+    app.router.add_get(PATH, stage)
+

@@ -1,0 +1,289 @@
+"""Global rebalance with real processes: a target joins under read/write load, a sender is
+SIGKILLed mid-rebalance and restarted, a target goes into maintenance and comes back.
+
+Checked each time: every object readable during and after (get-from-neighbor), each object on
+its HRW owner only (files on disk), nothing lost, metadata kept, and the rebalance job visible
+and finished through the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from aistore import Client
+
+from ais.cli import localcluster
+from ais.cli.localcluster import NodeSpec
+from ais.cmap import ClusterMap
+from ais.names import make_bucket
+from tests.cluster.conftest import Cluster, free_base_port
+
+pytestmark = pytest.mark.timeout(180)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def add_target(c: Cluster, env: dict[str, str] | None = None) -> NodeSpec:
+    """Start one more target (2 mountpaths) in the running cluster `c`, and wait until it joined."""
+    i = len(c.targets)
+    port = free_base_port(2)
+    mps = [os.path.join(c.spec.root, f"t{i}", f"mp{j}") for j in range(2)]
+    node = NodeSpec(f"t{i}", "target", port, port + 1, mps)
+    c.spec.nodes.append(node)
+    localcluster.start_node(c.spec, node, {**c.env, **(env or {})})
+    c.spec.save()
+    localcluster.wait_ready(c.spec)
+    return node
+
+
+def restart_with(c: Cluster, name: str, env: dict[str, str]) -> None:
+    node = c.node(name)
+    localcluster.stop_node(c.spec, node)
+    localcluster.start_node(c.spec, node, {**c.env, **env})
+    c.spec.save()
+    localcluster.wait_ready(c.spec)
+
+
+def node_id(c: Cluster, node: NodeSpec) -> str:
+    with open(os.path.join(node.dir(c.spec.root), "conf", "node_id"), encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def smap(c: Cluster) -> ClusterMap:
+    return ClusterMap.from_wire(localcluster.fetch_json(f"{c.endpoint}/v1/daemon?what=smap"))
+
+
+def placement(c: Cluster, bucket: str) -> dict[str, list[str]]:
+    """Object name -> IDs of the targets holding a file of it on any of their mountpaths."""
+    where: dict[str, list[str]] = {}
+    for t in c.targets:
+        tid = node_id(c, t)
+        for mp in t.mountpaths:
+            root = os.path.join(mp, "@ais", bucket, "%ob")
+            for d, _, files in os.walk(root):
+                for f in files:
+                    where.setdefault(os.path.relpath(os.path.join(d, f), root), []).append(tid)
+    return where
+
+
+def assert_placed(c: Cluster, bucket: str, names: set[str]) -> dict[str, list[str]]:
+    """Every object in `names` is on exactly one target, its HRW owner; nothing else is there."""
+    m = smap(c)
+    bck = make_bucket(bucket)
+    where = placement(c, bucket)
+    assert set(where) == names, (f"missing on disk: {sorted(names - set(where))[:5]}, "
+                                 f"unexpected: {sorted(set(where) - names)[:5]}")
+    wrong = {n: ts for n, ts in where.items() if ts != [m.owner(bck.object_uname(n)).id]}  # type: ignore[union-attr]
+    assert not wrong, f"{len(wrong)} objects misplaced, e.g. {list(wrong.items())[:3]}"
+    return where
+
+
+def content(name: str) -> bytes:
+    rnd = random.Random(name)
+    return name.encode() + rnd.randbytes(rnd.randrange(100, 3000))
+
+
+def put_all(client: Client, bucket: str, names: list[str]) -> None:
+    b = client.bucket(bucket)
+
+    def put(part: list[str]) -> None:
+        for n in part:
+            b.object(n).get_writer().put_content(content(n))
+    threads = [threading.Thread(target=put, args=(names[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def rebalance_jobs(client: Client) -> list[Any]:
+    return [j for j in client.cluster().list_jobs_status(job_kind="rebalance")]
+
+
+def wait_new_rebalance(client: Client, known: set[str], timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ids = {j.uuid for j in rebalance_jobs(client)} - known
+        if ids:
+            return max(ids, key=lambda i: int(i[1:]))
+        time.sleep(0.1)
+    raise AssertionError("no rebalance job started")
+
+
+def wait_done(client: Client, job_id: str, timeout_s: float = 90) -> None:
+    client.job(job_id=job_id, job_kind="rebalance").wait(timeout=timeout_s)
+    status = client.job(job_id=job_id).status()
+    assert status.end_time != 0 and not status.aborted and not status.err, status
+
+
+def job_snaps(c: Cluster, job_id: str) -> dict[str, list[dict[str, Any]]]:
+    """`GET /v1/cluster?what=qryxstats`: the job's snapshot on every target."""
+    req = urllib.request.Request(f"{c.endpoint}/v1/cluster?what=qryxstats", method="GET",
+                                 data=json.dumps({"id": job_id, "kind": "rebalance"}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        out: dict[str, list[dict[str, Any]]] = json.loads(r.read())
+    return out
+
+
+def cluster_put(c: Cluster, action: str, value: dict[str, Any]) -> str:
+    req = urllib.request.Request(f"{c.endpoint}/v1/cluster", method="PUT",
+                                 data=json.dumps({"action": action, "value": value}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read().decode()
+
+
+class Load:
+    """A thread that reads existing objects (checking content) and writes new ones until stopped."""
+
+    def __init__(self, client: Client, bucket: str, existing: list[str]) -> None:
+        self.b = client.bucket(bucket)
+        self.existing = existing
+        self.written: list[str] = []
+        self.errors: list[str] = []
+        self.reads = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        rnd = random.Random(7)
+        i = 0
+        while not self._stop.is_set():
+            name = rnd.choice(self.existing)
+            try:
+                got = self.b.object(name).get_reader().read_all()
+                self.reads += 1
+                if got != content(name):
+                    self.errors.append(f"GET {name}: wrong content")
+            except Exception as exc:  # noqa: BLE001 - every failure is a test failure, reported below
+                self.errors.append(f"GET {name}: {exc}")
+            if i % 4 == 0:
+                new = f"new/{i:05d}"
+                try:
+                    self.b.object(new).get_writer().put_content(content(new))
+                    self.written.append(new)
+                except Exception as exc:  # noqa: BLE001
+                    self.errors.append(f"PUT {new}: {exc}")
+            i += 1
+
+    def __enter__(self) -> "Load":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def read_all_ok(client: Client, bucket: str, names: set[str]) -> None:
+    b = client.bucket(bucket)
+    bad = [n for n in sorted(names) if b.object(n).get_reader().read_all() != content(n)]
+    assert not bad, f"{len(bad)} objects read back wrong, e.g. {bad[:3]}"
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+def test_target_joins_under_load(make_cluster: Any) -> None:
+    c = make_cluster(targets=3)
+    client = Client(c.endpoint)
+    client.bucket("reb").create()
+    names = [f"d{i % 10}/obj-{i:04d}" for i in range(1000)]
+    put_all(client, "reb", names)
+    b = client.bucket("reb")
+    for n in names[:20]:   # metadata that must travel with the object
+        b.object(n).get_writer().set_custom_props({"k": n[-4:]})
+    for n in names[20:30]:
+        b.object(n).get_writer().put_content(content(n))   # version 2
+    before = {n: b.object(n).head() for n in names[:40]}
+    assert_placed(c, "reb", set(names))
+    known = {j.uuid for j in rebalance_jobs(client)}
+
+    with Load(client, "reb", names) as load:
+        new = add_target(c)
+        job_id = wait_new_rebalance(client, known)
+        wait_done(client, job_id)
+        reads_during = load.reads
+    assert not load.errors, load.errors[:5]
+    assert reads_during > 0
+
+    everything = set(names) | set(load.written)
+    where = assert_placed(c, "reb", everything)
+    read_all_ok(client, "reb", everything)
+    new_id = node_id(c, new)
+    moved = sum(1 for ts in where.values() if ts == [new_id])
+    assert 0.15 < moved / len(where) < 0.35, f"{moved} of {len(where)} objects on the new target"
+    for n, old in before.items():   # size, checksum, version, custom metadata kept
+        now = b.object(n).head()
+        assert (now.size, now.checksum_value, now.obj_version, now.custom_metadata) == \
+               (old.size, old.checksum_value, old.obj_version, old.custom_metadata), n
+    snaps = [s for ss in job_snaps(c, job_id).values() for s in ss]
+    assert sum(int(s["stats"]["out-objs"]) for s in snaps) >= moved - len(load.written)
+
+    # idempotent: a second rebalance finds nothing to move
+    second = cluster_put_start(c)
+    wait_done(client, second)
+    assert assert_placed(c, "reb", everything) == where
+
+
+def cluster_put_start(c: Cluster) -> str:
+    return cluster_put(c, "start", {"kind": "rebalance"})
+
+
+def test_killed_sender_resumes(make_cluster: Any) -> None:
+    c = make_cluster(targets=3)
+    client = Client(c.endpoint)
+    client.bucket("kill").create()
+    names = [f"o-{i:04d}" for i in range(1000)]
+    put_all(client, "kill", names)
+    # t0's disks become slow, so its part of the rebalance takes a while
+    restart_with(c, "t0", {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "30"})
+    known = {j.uuid for j in rebalance_jobs(client)}
+    add_target(c)
+    job_id = wait_new_rebalance(client, known)
+    t0 = c.node("t0")
+    url = f"http://127.0.0.1:{t0.intra_port}/v1/rebalance?id={job_id}"
+    deadline = time.monotonic() + 20
+    while (localcluster.fetch_json(url) or {}).get("stage") != "traverse":
+        assert time.monotonic() < deadline, "t0 never started sending"
+        time.sleep(0.05)
+    c.kill("t0")   # mid-traverse: some of its objects moved, others not
+    stale = [n for n, ts in placement(c, "kill").items()
+             if ts == [node_id(c, t0)] and smap(c).owner(make_bucket("kill").object_uname(n)).id != ts[0]]  # type: ignore[union-attr]
+    assert stale, "t0 had finished before it was killed; nothing left to resume"
+    localcluster.start_node(c.spec, t0, c.env)
+    c.spec.save()
+    localcluster.wait_ready(c.spec)
+    wait_done(client, job_id)
+    assert_placed(c, "kill", set(names))
+    read_all_ok(client, "kill", set(names))
+
+
+def test_maintenance_moves_data_away_and_back(make_cluster: Any) -> None:
+    c = make_cluster(targets=3)
+    client = Client(c.endpoint)
+    client.bucket("mnt").create()
+    names = [f"m-{i:04d}" for i in range(300)]
+    put_all(client, "mnt", names)
+    t1 = node_id(c, c.node("t1"))
+
+    job_id = cluster_put(c, "start-maintenance", {"sid": t1})
+    assert job_id.startswith("g")
+    wait_done(client, job_id)
+    assert smap(c).targets[t1].in_maintenance
+    where = assert_placed(c, "mnt", set(names))
+    assert all(ts != [t1] for ts in where.values())
+    read_all_ok(client, "mnt", set(names))
+
+    back = cluster_put(c, "stop-maintenance", {"sid": t1})
+    wait_done(client, back)
+    where = assert_placed(c, "mnt", set(names))
+    assert sum(1 for ts in where.values() if ts == [t1]) > 50
+    read_all_ok(client, "mnt", set(names))
