@@ -137,7 +137,9 @@ def bucket_wire(bck: Bucket) -> dict[str, Any]:
 def unsupported(what: str, exc: StatusError) -> CommandError:
     """A server's refusal of an admin call, as one line: 'not supported' when the route or action
     does not exist there (404, 405, 501, unknown action)."""
-    if exc.status in (404, 405, 501) or "unknown" in exc.message.lower():
+    text = exc.message.lower()
+    if exc.status in (405, 501) or (exc.status == 404 and "no such route" in text) \
+            or (exc.status == 400 and "unknown" in text and "action" in text):
         return CommandError(f"{what}: not supported by this cluster ({exc.status}: {exc.message})")
     return CommandError(f"{what}: {exc.message}")
 

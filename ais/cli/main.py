@@ -476,10 +476,10 @@ def _cluster(ap: argparse.ArgumentParser) -> None:
              ["ais cluster add http://10.0.0.5:8081 --role target"])
     p.add_argument("url", help="the node's public URL")
     p.add_argument("--role", choices=["proxy", "target"], default="target")
-    p = leaf(g, "rm", show.cmd_cluster_rm, "remove a node from the cluster",
-             ["ais cluster rm TARGET_ID -y", "ais cluster rm TARGET_ID --decommission --rm-user-data -y"])
+    p = leaf(g, "rm", show.cmd_cluster_rm, "decommission a node: rebalance its data away, then remove it",
+             ["ais cluster rm TARGET_ID -y", "ais cluster rm TARGET_ID --no-rebalance --rm-user-data -y"])
     p.add_argument("node", metavar="NODE_ID")
-    p.add_argument("--decommission", action="store_true", help="decommission (rebalance its data away first)")
+    p.add_argument("--no-rebalance", action="store_true", help="do not move the node's data first")
     p.add_argument("--rm-user-data", action="store_true", help="also delete the node's data")
     yes_opt(p)
     p = leaf(g, "set-primary", show.cmd_set_primary, "make another proxy the primary", ["ais cluster set-primary PROXY_ID"])
@@ -490,6 +490,7 @@ def _cluster(ap: argparse.ArgumentParser) -> None:
         p = leaf(mg, name, show.cmd_maintenance, f"{name} maintenance of a node",
                  [f"ais cluster maintenance {name} TARGET_ID"])
         p.add_argument("node", metavar="NODE_ID")
+        p.add_argument("--no-rebalance", action="store_true", help="do not rebalance data")
         p.set_defaults(cmd=name)
 
 

@@ -215,11 +215,11 @@ def cmd_cluster_add(a: argparse.Namespace) -> int:
 def cmd_cluster_rm(a: argparse.Namespace) -> int:
     from ais.cli.common import confirm
     c = client(a)
-    confirm(a, f"Remove node {a.node} from the cluster?")
-    _admin(c, "cluster rm", "PUT", "/v1/cluster",
-           {"action": "decommission-node" if a.decommission else "shutdown-node",
-            "value": {"sid": a.node, "rm_user_data": a.rm_user_data}})
-    print(f"removed node {a.node}")
+    confirm(a, f"Decommission node {a.node} and remove it from the cluster?")
+    job = _admin(c, "cluster rm", "PUT", "/v1/cluster",
+                 {"action": "decommission-node", "value": {"sid": a.node, "skip_rebalance": a.no_rebalance,
+                                                           "rm_user_data": a.rm_user_data}})
+    print(f"decommissioning node {a.node}" + (f": rebalance job {job} (see 'ais show job {job}')" if job else ""))
     return 0
 
 
@@ -233,6 +233,8 @@ def cmd_set_primary(a: argparse.Namespace) -> int:
 def cmd_maintenance(a: argparse.Namespace) -> int:
     c = client(a)
     action = "start-maintenance" if a.cmd == "start" else "stop-maintenance"
-    _admin(c, f"maintenance {a.cmd}", "PUT", "/v1/cluster", {"action": action, "value": {"sid": a.node}})
-    print(f"{'started' if a.cmd == 'start' else 'stopped'} maintenance of {a.node}")
+    job = _admin(c, f"maintenance {a.cmd}", "PUT", "/v1/cluster",
+                 {"action": action, "value": {"sid": a.node, "skip_rebalance": a.no_rebalance}})
+    print(f"{'started' if a.cmd == 'start' else 'stopped'} maintenance of {a.node}"
+          + (f": rebalance job {job} (see 'ais show job {job}')" if job else ""))
     return 0

@@ -104,3 +104,15 @@ def test_every_command_has_examples_and_completes() -> None:
     assert {"create", "rm", "props", "summary", "cp", "evict"} <= set(tree["bucket"])
     assert {"--props", "--prefix", "--summary", "--paged", "--cached", "--json"} <= set(tree["ls"])
     assert '"bucket props") echo "--help show set";;' in completion.bash_script(parser)
+
+
+def test_server_refusals_read_as_unsupported_only_when_the_route_or_action_is_missing() -> None:
+    from ais.cli.common import unsupported
+    from ais.client import StatusError
+    said = {(status, msg): str(unsupported("cluster rm", StatusError(status, msg))) for status, msg in (
+        (404, "p[x]: no such route: PUT /v1/cluster/proxy/y"), (405, "method not allowed"), (501, "later"),
+        (400, "p[x]: unknown cluster action 'shutdown-node'"), (404, "node n1 is not in the cluster map"),
+        (400, "shutdown-node needs a value"))}
+    assert [v.startswith("cluster rm: not supported by this cluster") for v in said.values()] == [
+        True, True, True, True, False, False]
+    assert said[(404, "node n1 is not in the cluster map")] == "cluster rm: node n1 is not in the cluster map"
