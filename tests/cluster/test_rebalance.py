@@ -287,3 +287,29 @@ def test_maintenance_moves_data_away_and_back(make_cluster: Any) -> None:
     where = assert_placed(c, "mnt", set(names))
     assert sum(1 for ts in where.values() if ts == [t1]) > 50
     read_all_ok(client, "mnt", set(names))
+
+
+def test_decommission_moves_everything_off(make_cluster: Any) -> None:
+    c = make_cluster(targets=3)
+    client = Client(c.endpoint)
+    client.bucket("dec").create()
+    names = [f"x-{i:04d}" for i in range(300)]
+    put_all(client, "dec", names)
+    t2 = node_id(c, c.node("t2"))
+    assert any(ts == [t2] for ts in placement(c, "dec").values())
+
+    job_id = cluster_put(c, "decommission-node", {"sid": t2})
+    wait_done(client, job_id)
+    deadline = time.monotonic() + 20
+    while t2 in smap(c).targets:   # dropped from the map once its data has moved
+        assert time.monotonic() < deadline, "decommissioned target still in the cluster map"
+        time.sleep(0.1)
+    where = assert_placed(c, "dec", set(names))
+    assert all(ts != [t2] for ts in where.values())
+    read_all_ok(client, "dec", set(names))
+    log = os.path.join(c.node("t2").dir(c.spec.root), "node.log")
+    deadline = time.monotonic() + 15
+    while "was decommissioned" not in open(log, encoding="utf-8", errors="replace").read():
+        assert time.monotonic() < deadline, "the decommissioned target never tried to register again"
+        time.sleep(0.2)
+    assert t2 not in smap(c).targets   # ... and was refused
