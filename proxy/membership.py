@@ -33,8 +33,10 @@ class Primary:
         self.removed: set[str] = set()   # decommissioned nodes: their re-registration is refused
         self._wake = asyncio.Event()
 
-    async def update(self, change: Callable[[ClusterMap, BucketMD], Awaitable[tuple[ClusterMap | None, BucketMD | None]]]) -> None:
-        """Apply `change(smap, bmd)` -> (new smap or None, new bmd or None) and metasync it."""
+    async def update(self, change: Callable[[ClusterMap, BucketMD], Awaitable[tuple[ClusterMap | None, BucketMD | None]]],
+                     rebalance: bool = True) -> None:
+        """Apply `change(smap, bmd)` -> (new smap or None, new bmd or None) and metasync it; a change
+        of the active target set starts a global rebalance unless `rebalance` is False."""
         ctx = self.ctx
         if not ctx.is_primary:
             raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
@@ -43,7 +45,7 @@ class Primary:
             smap, bmd = await change(old, ctx.bmd)
             if smap is None and bmd is None:
                 return
-            rmd = self._next_rmd(old, smap, bmd or ctx.bmd)
+            rmd = self._next_rmd(old, smap, bmd or ctx.bmd) if rebalance else None
             await ctx.store.apply(smap, bmd, **({"rmd": rmd} if rmd is not None else {}))
         if rmd is not None:
             log.info("active targets changed (cluster map v%d): rebalance %s", rmd.smap_version, rmd.job_id)

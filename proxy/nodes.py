@@ -51,7 +51,7 @@ async def change_node(request: web.Request, ctx: ProxyContext, action: str, valu
             return None, None
         log.info("%s: %s", action, node.display)
         return smap.with_node(replace(node, flags=flags)), None
-    await primary.update(flag)
+    await primary.update(flag, rebalance=not ci_get(value, "skip_rebalance", False))
     rmd = ctx.store.rmd
     job_id = rmd.job_id if rmd is not None and rmd.version > before else ""
     if action == ACT_DECOMMISSION_NODE:
