@@ -235,6 +235,13 @@ async def delete_local_copy(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200)
 
 
+def rebalance_pending(ctx: TargetContext) -> bool:
+    """A rebalance runs here, or its metadata has arrived and the job has not started yet (the new
+    cluster map is already in force then: a GET must not miss an object that has yet to move)."""
+    rmd = ctx.store.rmd
+    return bool(ctx.rebalancing) or (rmd is not None and bool(rmd.job_id) and rmd.job_id != ctx.rebalanced)
+
+
 def neighbors(ctx: TargetContext, bck: Bucket, obj: str) -> list[Node]:
     """The other targets, likeliest previous owner first (HRW order over every target of the map)."""
     d = hrw.digest(bck.object_uname(obj))
@@ -244,7 +251,7 @@ def neighbors(ctx: TargetContext, bck: Bucket, obj: str) -> list[Node]:
 
 async def get_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str) -> web.StreamResponse | None:
     """While a rebalance runs here: stream the object from the first other target that has it."""
-    if not ctx.rebalancing:
+    if not rebalance_pending(ctx):
         return None
     headers = ctx.http.headers()
     if (rng := request.headers.get("Range")) is not None:
@@ -273,7 +280,7 @@ async def get_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucke
 
 async def delete_at_neighbors(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
     """While a rebalance runs here: delete copies not yet moved; True if any existed."""
-    if not ctx.rebalancing:
+    if not rebalance_pending(ctx):
         return False
     found = False
     for node in neighbors(ctx, bck, obj):
