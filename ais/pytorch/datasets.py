@@ -141,10 +141,18 @@ class AISSampler(Sampler[int]):
 # --- iterable -------------------------------------------------------------------------------
 
 class _Epochs:
+    names: list[str]
     seed: int
     shuffle: bool
+    batch_size: int
+    drop_last: bool
     epoch: int = 0
     step: int = 0
+
+    def _blocks(self, split: Split) -> list[list[int]]:
+        """This split's blocks of indices for the current epoch, from the current step on."""
+        return plan.plan(len(self.names), split, seed=self.seed, epoch=self.epoch, shuffle=self.shuffle,
+                         block=self.batch_size, step=self.step, drop_last=self.drop_last)
 
     def set_epoch(self, epoch: int, step: int = 0) -> None:
         """The epoch to read next (its permutation), resuming after `step` batches of this rank.
@@ -170,10 +178,6 @@ class AISIterDataset(_Source, _Epochs, IterableDataset[tuple[str, Any]]):
         self.shuffle, self.seed, self.batch_size, self.drop_last = shuffle, seed, batch_size, drop_last
         self.rank, self.world_size = rank, world_size
         self.prefetch = prefetch
-
-    def _blocks(self, split: Split) -> list[list[int]]:
-        return plan.plan(len(self.names), split, seed=self.seed, epoch=self.epoch, shuffle=self.shuffle,
-                         block=self.batch_size, step=self.step, drop_last=self.drop_last)
 
     def __len__(self) -> int:
         r, w = distributed_rank(self.rank, self.world_size)
@@ -205,10 +209,6 @@ class AISBatchLoader(_Source, _Epochs, IterableDataset[tuple[list[str], Any]]):
         self.collate = collate
         self.rank, self.world_size = rank, world_size
         self.prefetch = prefetch
-
-    def _blocks(self, split: Split) -> list[list[int]]:
-        return plan.plan(len(self.names), split, seed=self.seed, epoch=self.epoch, shuffle=self.shuffle,
-                         block=self.batch_size, step=self.step, drop_last=self.drop_last)
 
     def __len__(self) -> int:
         r, w = distributed_rank(self.rank, self.world_size)
