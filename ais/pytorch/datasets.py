@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from typing import Any, AsyncIterator, Callable, Iterator, Sequence, Sized
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence, Sized, TypeVar
 
 import torch.distributed as dist
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
@@ -25,6 +25,8 @@ from ais.pytorch import plan
 from ais.pytorch.plan import Split
 
 Transform = Callable[[bytes], Any]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def make_client(client: Client | str | None) -> Client:
@@ -228,25 +230,30 @@ async def _get_all(aio: AsyncClient, bck: Bucket, names: Sequence[str], etl_name
     return list(await asyncio.gather(*(aio.get_object(bck, n, etl_name=etl_name) for n in names)))
 
 
-async def _get_ordered(aio: AsyncClient, bck: Bucket, names: Sequence[str], etl_name: str | None,
-                       window: int) -> AsyncIterator[tuple[str, bytes]]:
-    """GET each object, up to `window` at once, yielding in the given order."""
-    pending: collections.deque[tuple[str, asyncio.Task[bytes]]] = collections.deque()
+async def _in_order(items: Sequence[K], fetch: Callable[[K], Awaitable[V]], window: int) -> AsyncIterator[tuple[K, V]]:
+    """`fetch` each item, up to `window` at once, yielding `(item, result)` in the given order."""
+    pending: collections.deque[tuple[K, asyncio.Task[V]]] = collections.deque()
     try:
-        for name in names:
-            pending.append((name, asyncio.ensure_future(aio.get_object(bck, name, etl_name=etl_name))))
+        for item in items:
+            pending.append((item, asyncio.ensure_future(fetch(item))))
             if len(pending) >= max(1, window):
-                n, task = pending.popleft()
-                yield n, await task
+                k, task = pending.popleft()
+                yield k, await task
         while pending:
-            n, task = pending.popleft()
-            yield n, await task
+            k, task = pending.popleft()
+            yield k, await task
     finally:
         await _cancel(t for _, t in pending)
 
 
-async def _get_batches(aio: AsyncClient, bck: Bucket, batches: Sequence[list[str]], etl_name: str | None,
-                       window: int) -> AsyncIterator[tuple[list[str], list[bytes]]]:
+def _get_ordered(aio: AsyncClient, bck: Bucket, names: Sequence[str], etl_name: str | None,
+                 window: int) -> AsyncIterator[tuple[str, bytes]]:
+    """GET each object, up to `window` at once, yielding in the given order."""
+    return _in_order(names, lambda name: aio.get_object(bck, name, etl_name=etl_name), window)
+
+
+def _get_batches(aio: AsyncClient, bck: Bucket, batches: Sequence[list[str]], etl_name: str | None,
+                 window: int) -> AsyncIterator[tuple[list[str], list[bytes]]]:
     """One batch-get per batch (concurrent GETs with an ETL), up to `window` batches at once."""
     async def one(names: list[str]) -> list[bytes]:
         if etl_name:
@@ -255,19 +262,7 @@ async def _get_batches(aio: AsyncClient, bck: Bucket, batches: Sequence[list[str
         if [e.name for e in entries] != names:
             raise ClientError("batch-get answered entries out of order")
         return [e.data for e in entries]
-
-    pending: collections.deque[tuple[list[str], asyncio.Task[list[bytes]]]] = collections.deque()
-    try:
-        for names in batches:
-            pending.append((names, asyncio.ensure_future(one(names))))
-            if len(pending) >= max(1, window):
-                n, task = pending.popleft()
-                yield n, await task
-        while pending:
-            n, task = pending.popleft()
-            yield n, await task
-    finally:
-        await _cancel(t for _, t in pending)
+    return _in_order(batches, one, window)
 
 
 async def _cancel(tasks: Any) -> None:
