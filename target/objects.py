@@ -709,7 +709,7 @@ async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket,
                                     "Content-Length": str(meta.size), apc.HDR_BACKGROUND: "true"})
         if meta.cksum_type == "none":
             headers.pop(apc.HDR_CHECKSUM_TYPE)
-        async with ctx.http.session.put(url, data=_file_sender(ctx, mp, f, meta.size), params=params,
+        async with ctx.http.session.put(url, data=file_chunks(ctx, mp, f, meta.size), params=params,
                                         headers=headers, timeout=ctx.http.data_timeout()) as resp:
             if resp.status >= 400:
                 raise AisError(f"copy to {owner.display} failed: {resp.status} {await resp.text()}")
@@ -721,12 +721,13 @@ async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket,
         f.close()
 
 
-async def _file_sender(ctx: TargetContext, mp: str, f: Any, size: int) -> AsyncIterator[bytes]:
+async def file_chunks(ctx: TargetContext, mp: str, f: Any, size: int) -> AsyncIterator[bytes]:
+    """`size` bytes of an open object file as a request body, read in the mountpath's pool."""
     left = size
     while left > 0:
         chunk = await ctx.mountpaths.run(mp, f.read, min(1 << 20, left))
         if not chunk:
-            raise ConnectionResetError("source object shrank during copy")
+            raise ConnectionResetError("the object shrank while being sent")
         left -= len(chunk)
         yield chunk
 

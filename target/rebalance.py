@@ -33,7 +33,7 @@ from ais.names import Bucket
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
-from target.objects import Received, batches, object_headers, parse_range, serve_file, write_work
+from target.objects import Received, batches, file_chunks, object_headers, parse_range, serve_file, write_work
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ async def send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp
         headers[HDR_META] = meta_to_wire(meta)
         headers["Content-Length"] = str(meta.size)
     try:
-        body: Any = data if f is None else _file_chunks(ctx, mp, f, meta.size)
+        body: Any = data if f is None else file_chunks(ctx, mp, f, meta.size)
         try:
             async with ctx.http.session.put(url, data=body, params=params, headers=headers,
                                             timeout=ctx.http.data_timeout()) as resp:
@@ -120,16 +120,6 @@ async def send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp
     async with ctx.object_lock(bck.object_uname(obj)):
         removed = await ctx.mountpaths.run(mp, _remove_if_unchanged, path, ctx.mountpaths.bucket_dir(mp, bck), meta)
     return Moved(meta.size, removed)
-
-
-async def _file_chunks(ctx: TargetContext, mp: str, f: Any, size: int) -> AsyncIterator[bytes]:
-    left = size
-    while left > 0:
-        chunk = await ctx.mountpaths.run(mp, f.read, min(1 << 20, left))
-        if not chunk:
-            raise ConnectionResetError("the object shrank while being sent")
-        left -= len(chunk)
-        yield chunk
 
 
 def _remove_if_unchanged(path: str, bucket_dir: str, sent: ObjectMeta) -> bool:
