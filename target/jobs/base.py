@@ -115,11 +115,9 @@ class WorkerGate:
 
     def limit(self) -> int:
         ctx = self.job.ctx
-        if not ctx.cfg.load.pace_jobs:
-            return self.wanted
-        if ctx.load.foreground_active():
+        if ctx.cfg.load.pace_jobs and ctx.load.foreground_active():
             return 1
-        return ctx.load.workers(self.wanted)
+        return self.job.workers(self.wanted)
 
     async def __aenter__(self) -> None:
         async with self._cond:
