@@ -195,15 +195,17 @@ RESTART_ONLY = ("node.", "net.", "proxy.", "cluster.", "backend.", "target.mount
                 "target.io_workers_per_mountpath", "target.slow_", "log.file", "s3.root")
 
 
-def flatten_changes(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_changes(value: Mapping[str, Any]) -> dict[str, Any]:
     """`{"load": {"max_inflight": 7}}` or `{"load.max_inflight": 7}` (or a mix) → dotted keys."""
     out: dict[str, Any] = {}
     for k, v in value.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten_changes(v, key + "."))
+        if isinstance(v, Mapping):   # a section: its settings, one level (settings hold no objects)
+            for name, setting in v.items():
+                if isinstance(setting, Mapping):
+                    raise BadRequest(f"invalid value for config {k}.{name}: an object (expected a setting's value)")
+                out[f"{k}.{name}"] = setting
         else:
-            out[key] = v
+            out[k] = v
     return out
 
 
@@ -214,7 +216,7 @@ def runtime_changes(cfg: Config, value: Mapping[str, Any]) -> dict[str, Any]:
     if not changes:
         raise BadRequest("set-config needs at least one setting, e.g. {\"load.max_inflight\": 4096}")
     for key in changes:
-        if key.startswith(RESTART_ONLY) or key in (p.rstrip(".") for p in RESTART_ONLY):
+        if key.startswith(RESTART_ONLY):
             raise BadRequest(f"config {key!r} takes effect only at start-up: set it in the node's config "
                              "file or AIS_* environment and restart the node")
     new = cfg.updated(changes).to_dict()

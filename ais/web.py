@@ -137,10 +137,18 @@ async def read_json(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTE
     body = await read_body(request, limit)
     if not body.strip():
         return None
+    return parse_json(body)
+
+
+def parse_json(body: bytes, what: str = "JSON body") -> Any:
+    """A control body as JSON; any malformed one (bad syntax or encoding, nesting deep enough to
+    exhaust the parser's stack) is a 400 naming `what`."""
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadMessage(f"malformed JSON body: {exc}") from exc
+        raise BadMessage(f"malformed {what}: {exc}") from exc
+    except RecursionError as exc:
+        raise BadMessage(f"malformed {what}: nested too deeply") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ health, metrics) gather from the targets. Changes at a non-primary proxy go to t
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -25,7 +24,7 @@ from ais.etl import (ACT_ETL_BCK, ACT_ETL_LIST, STAGE_ABORTED, STAGE_RUNNING, Et
                      EtlNotFound, InitMsg, validate_name)
 from ais.intra import PeerError
 from ais.template import parse_selection
-from ais.web import ActionMsg, read_body
+from ais.web import ActionMsg, parse_json, read_body
 from proxy.buckets import PRIMARY, _ensure_destination
 from proxy.cluster import new_job_id, start_job
 from proxy.context import CTX, ProxyContext
@@ -119,10 +118,7 @@ async def _start_everywhere(ctx: ProxyContext, entry: EtlEntry) -> None:
 @_primary_only
 async def init_etl(request: web.Request, ctx: ProxyContext, primary: Primary, body: bytes) -> web.StreamResponse:
     """`PUT /v1/etl` with ETLSpecMsg: the job ID as text."""
-    try:
-        raw = json.loads(body or b"null")
-    except ValueError as exc:
-        raise BadMessage(f"malformed ETL init message: {exc}") from exc
+    raw = parse_json(body or b"null", "ETL init message")
     init = InitMsg.parse(raw)
     if not ctx.smap.active_targets():
         raise ServiceUnavailable("the cluster has no active targets")

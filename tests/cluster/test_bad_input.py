@@ -299,6 +299,20 @@ def test_malformed_json_elsewhere_is_400(cluster: Any, bucket: Any) -> None:
     bucket.head()  # the bucket survived the bad DELETE
 
 
+def test_json_nested_too_deeply_is_400_everywhere(cluster: Any, bucket: Any) -> None:
+    """Nesting that exhausts the JSON parser's stack (well under the size limit) is a 400, on the
+    forwarded-change path, the generic reader and the ETL init alike."""
+    deep = b'{"action": "create-bck", "value": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    base = cluster.endpoint
+    for method, url in [("POST", f"{base}/v1/buckets/{_new_bucket_name()}"),
+                        ("PUT", f"{base}/v1/cluster"),
+                        ("PATCH", f"{base}/v1/buckets/{bucket.name}"),
+                        ("PUT", f"{base}/v1/etl")]:
+        r = requests.request(method, url, data=deep, timeout=TIMEOUT)
+        assert r.status_code == 400, (method, url, r.status_code, r.text[:300])
+        mentions(resp_error(r), "nested too deeply")
+
+
 def _big_action(action: str, size: int = 2 * MiB) -> bytes:
     return json.dumps({"action": action, "value": {"pad": "a" * size}}).encode()
 

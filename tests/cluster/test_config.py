@@ -90,7 +90,8 @@ def test_set_config_applies_everywhere_persists_and_resets(make_cluster: Callabl
     ({"target": {"mountpaths": "/tmp/x"}}, ["target.mountpaths", "start-up"]),
     ({}, ["at least one setting"]),
     ("load.max_inflight=1", ["JSON object"]),
-], ids=["unknown-key", "bad-type", "restart-only", "mountpaths", "empty", "not-an-object"])
+    ({"s3": {"access_keys": {"AK": "SK"}}}, ["s3.access_keys", "an object"]),
+], ids=["unknown-key", "bad-type", "restart-only", "mountpaths", "empty", "not-an-object", "object-value"])
 def test_bad_set_config_is_400_naming_the_problem(cluster: Any, value: Any, words: list[str]) -> None:
     r = _set(cluster.endpoint, value)
     assert r.status_code == 400, r.text
