@@ -58,11 +58,13 @@ def test_objects_buckets_and_listing_go_straight_to_the_owners(ours: Client, bna
     assert b"".join(chunks) == big.read_bytes() and len(chunks) > 1
     head = ours.head_object(bname, "d/007")
     assert head.size == len(data["d/007"]) and head.checksum_type == "xxhash" and head.checksum_value
-    assert ours.object_exists(bname, "d/000") and not ours.object_exists(bname, "nope")
+    assert ours.object_exists(bname, "d/000")
 
     # every object request went to its owner: nothing was redirected by a target
     st = ours.stats
     assert st.direct >= 2 * len(data) and st.target_redirects == 0 and st.map_fetches == 1
+    # (a miss may refetch the map once, 0.5 s after the last fetch: so it comes after the count)
+    assert not ours.object_exists(bname, "nope")
 
     names = [e.name for e in ours.list_objects(bname, prefix="d/", page_size=7)]
     assert names == sorted(data)
