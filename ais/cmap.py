@@ -214,24 +214,32 @@ class BucketMD:
 
 @dataclass(frozen=True, slots=True)
 class AccessKeys:
-    """S3 access keys of the cluster (our addition to the metadata set): access key -> secret."""
+    """S3 access keys of the cluster (our addition to the metadata set): access key -> secret,
+    and for a key bound to a user (made while auth is on) the user's permissions as token
+    claims (`sub`, `admin`, `clusters`, `buckets`; `tid`: the token it was made with)."""
 
     version: int
     keys: Mapping[str, str] = field(default_factory=dict)
+    bindings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def with_key(self, access_key: str, secret: str) -> "AccessKeys":
-        return replace(self, version=self.version + 1, keys={**self.keys, access_key: secret})
+    def with_key(self, access_key: str, secret: str, binding: Mapping[str, Any] | None = None) -> "AccessKeys":
+        bindings = {**self.bindings, access_key: dict(binding)} if binding else dict(self.bindings)
+        return replace(self, version=self.version + 1, keys={**self.keys, access_key: secret}, bindings=bindings)
 
     def without_key(self, access_key: str) -> "AccessKeys":
         return replace(self, version=self.version + 1,
-                       keys={k: v for k, v in self.keys.items() if k != access_key})
+                       keys={k: v for k, v in self.keys.items() if k != access_key},
+                       bindings={k: v for k, v in self.bindings.items() if k != access_key})
+
+    def owner(self, access_key: str) -> str:
+        return str(self.bindings.get(access_key, {}).get("sub", ""))
 
     def to_wire(self) -> dict[str, Any]:
-        return {"version": str(self.version), "keys": dict(self.keys)}
+        return {"version": str(self.version), "keys": dict(self.keys), "bindings": dict(self.bindings)}
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> "AccessKeys":
-        return cls(version=int(d["version"]), keys=dict(d.get("keys") or {}))
+        return cls(version=int(d["version"]), keys=dict(d.get("keys") or {}), bindings=dict(d.get("bindings") or {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,13 @@ class NetSection:
     intra_port: int = 51081
     max_header_bytes: int = 16384
     header_read_timeout_s: float = 30.0
+    # TLS on both listeners (public and intra) when use_https; peers' certificates are checked
+    # against ca_cert (empty: the system's CAs) unless skip_verify.
+    use_https: bool = False
+    server_crt: str = ""
+    server_key: str = ""
+    ca_cert: str = ""
+    skip_verify: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,19 @@ class TimeoutsSection:
 @dataclass(frozen=True)
 class ClusterSection:
     secret: str = ""   # shared join secret; empty = no check
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    # Authentication and authorization (ais.auth; reference §16). Off: every request is allowed.
+    # On: native requests need a bearer JWT from the AuthN service, S3 requests a SigV4 signature
+    # of a key bound to a user; both are checked against the permission bits of the token.
+    enabled: bool = False
+    signature_method: str = "HS256"   # HS256/384/512 (key: the shared secret) or RS256/384/512 (key: public key PEM)
+    signature_key: str = ""           # the key itself ...
+    signature_key_file: str = ""      # ... or a file holding it
+    required_audience: str = ""       # when set, tokens must carry this `aud`
+    redirect_ttl_s: float = 60.0      # how long a proxy-signed redirect stays valid
 
 
 @dataclass(frozen=True)
@@ -167,6 +187,7 @@ class Config:
     target: TargetSection = field(default_factory=TargetSection)
     timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
+    auth: AuthSection = field(default_factory=AuthSection)
     s3: S3Section = field(default_factory=S3Section)
     backend: BackendSection = field(default_factory=BackendSection)
     space: SpaceSection = field(default_factory=SpaceSection)
@@ -177,6 +198,14 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def public_dict(self) -> dict[str, Any]:
+        """`to_dict()` with every secret blanked: what `GET /v1/daemon?what=config` shows."""
+        d = self.to_dict()
+        for section, key in SECRETS:
+            if d[section][key]:
+                d[section][key] = "****"
+        return d
 
     def updated(self, changes: Mapping[str, Any]) -> "Config":
         """A new config with `section.key` values replaced (values coerced to field types)."""
@@ -191,8 +220,12 @@ class Config:
 
 # Settings a running node cannot take (listeners, identity, disks, pools and cloud clients are built
 # at start-up): set in the node's config file or AIS_* environment and restart instead.
-RESTART_ONLY = ("node.", "net.", "proxy.", "cluster.", "backend.", "target.mountpaths",
+RESTART_ONLY = ("node.", "net.", "proxy.", "cluster.", "auth.", "backend.", "target.mountpaths",
                 "target.io_workers_per_mountpath", "target.slow_", "log.file", "s3.root")
+
+
+# Settings never shown by the config endpoints.
+SECRETS = (("cluster", "secret"), ("auth", "signature_key"), ("s3", "access_keys"))
 
 
 def flatten_changes(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@
     │   ├── InvalidName          bad bucket or object name
     │   ├── BadMessage           malformed JSON / msgpack / action message
     │   └── UnknownAction
-    ├── Forbidden (403)
+    ├── Unauthorized (401)       no, bad, expired or revoked token
+    ├── Forbidden (403)          authenticated, but not allowed
     ├── NotFound (404)
     │   ├── BucketNotFound       `bucket "ais://b" does not exist`
     │   └── ObjectNotFound       `ais://b/o does not exist`
@@ -67,6 +68,15 @@ class BadMessage(BadRequest):
 
 class UnknownAction(BadRequest):
     code = "unknown-action"
+
+
+class Unauthorized(AisError):
+    """No credentials, or credentials that do not verify (a bad, expired or revoked token)."""
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="ais"'})
 
 
 class Forbidden(AisError):

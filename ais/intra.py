@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import aiohttp
+from yarl import URL
 
 from ais import apc
 from ais.config import TimeoutsSection
@@ -43,10 +44,18 @@ class IntraClient:
         self.timeouts = timeouts
         self.caller_id = caller_id
         self._session: aiohttp.ClientSession | None = None
+        # signs every request of the session (`Ais-Sig`, ais.auth) so that a node's public listener
+        # trusts it when auth is on: method and URL -> headers
+        self.signer: Callable[[str, URL], Mapping[str, str]] | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=512, limit_per_host=128, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, middlewares=(self._sign,))
+
+    async def _sign(self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        if self.signer is not None:
+            req.headers.update(self.signer(req.method, req.url))
+        return await handler(req)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -8,6 +8,7 @@ primary, sends keepalives, and pulls metadata when the primary reports a newer v
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from ais import apc
+from ais.auth import AuthMD
 from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node, RebalanceMD
 from ais.config import Config, ConfigMD
 from ais.etl import EtlMD
@@ -35,6 +37,7 @@ KEYS_FILE = "access_keys.json"  # secrets: written 0600
 ETL_FILE = "etl_md.json"        # holds the ETLs' callback secrets: written 0600
 CONFIG_FILE = "cluster_config.json"   # runtime config changes (set-config) over the node's own config
 RMD_FILE = "rebalance_md.json"
+AUTH_FILE = "auth_md.json"      # the redirect-signing key and revoked tokens: written 0600
 ID_FILE = "node_id"
 
 
@@ -90,6 +93,7 @@ DOCS = (
     Doc("etl", "etlmd", "etl_version", ETL_FILE, EtlMD, 0o600),            # the ETLs' callback secrets
     Doc("config", "config", "config_version", CONFIG_FILE, ConfigMD),
     Doc("rmd", "rmd", "rmd_version", RMD_FILE, RebalanceMD),
+    Doc("auth", "authmd", "auth_version", AUTH_FILE, AuthMD, 0o600),    # secrets
 )
 ACK_NAMES = ("smap_version", "bmd_version", *(d.ack for d in DOCS))   # keepalive fields, in versions() order
 
@@ -103,6 +107,7 @@ class MetaStore:
         self.etl: EtlMD | None = None
         self.config: ConfigMD | None = None
         self.rmd: RebalanceMD | None = None
+        self.auth: AuthMD | None = None
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
         self._doc_listeners: dict[str, list[DocListener]] = {d.attr: [] for d in DOCS}
@@ -217,9 +222,13 @@ def follow_config(store: MetaStore, base: Config, on_change: Callable[[Config], 
     return store.config.applied_to(base) if store.config is not None else base
 
 
-def metasync_handler(store: MetaStore) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """`PUT /v1/metasync` on the intra listener: receive versions pushed by the primary."""
+def metasync_handler(store: MetaStore, secret: Callable[[], str] = lambda: "") -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """`PUT /v1/metasync` on the intra listener: receive versions pushed by the primary (which
+    proves itself with the cluster secret, when one is configured)."""
     async def handle(request: web.Request) -> web.StreamResponse:
+        expected = secret()
+        if expected and not hmac.compare_digest(request.headers.get(apc.HDR_CLUSTER_SECRET, ""), expected):
+            raise Forbidden("metasync needs the cluster secret")
         payload = await read_json(request, limit=64 << 20)
         if not isinstance(payload, dict):
             raise BadMessage("metasync payload must be a JSON object")

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Awaitable, Callable, Coroutine, Mapping, Sequence
 
 from aiohttp import web
 
@@ -30,6 +30,8 @@ ErrorRenderer = Callable[[web.Request, AisError], web.StreamResponse]
 # Set on a request once its response has been prepared: an error after that point can only
 # abort the connection, never send a status.
 STREAMING = "ais.streaming"
+# A control body some middleware has read already (auth, to see the action): `read_body` returns it.
+BODY_READ = "ais.body"
 
 
 def render_native_error(request: web.Request, err: AisError, node: str) -> web.StreamResponse:
@@ -57,10 +59,11 @@ def _from_http_exception(exc: web.HTTPException) -> AisError:
 
 
 def middlewares(node_name: Callable[[], str], metrics: NodeMetrics,
-                renderers: Mapping[str, ErrorRenderer] | None = None) -> list[Any]:
+                renderers: Mapping[str, ErrorRenderer] | None = None, inner: Sequence[Any] = ()) -> list[Any]:
     """Request ID, latency and error accounting, and error rendering.
 
     `renderers` maps a path prefix (e.g. "/s3") to its own error format; native JSON otherwise.
+    `inner`: middlewares that run inside this one (their errors are rendered too), e.g. auth.
     """
     renderers = dict(renderers or {})
 
@@ -105,7 +108,7 @@ def middlewares(node_name: Callable[[], str], metrics: NodeMetrics,
             metrics.observe(verb, group, status, time.perf_counter() - t0)
             request_id.reset(token)
 
-    return [mw]
+    return [mw, *inner]
 
 
 def _group(path: str) -> str:
@@ -117,6 +120,9 @@ def _group(path: str) -> str:
 
 async def read_body(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTES) -> bytes:
     """Read a whole control body, however it arrives, refusing more than `limit` bytes."""
+    stashed = request.get(BODY_READ)
+    if stashed is not None:   # already read, e.g. by the auth middleware to see the action
+        return bytes(stashed)
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")
     parts: list[bytes] = []

@@ -14,7 +14,8 @@ import time
 
 from aiohttp import web
 
-from ais import apc
+from ais import apc, auth
+from ais.auth import AuthMD
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.intra import IntraClient
@@ -22,20 +23,24 @@ from ais.membership import ClusterAgent, MetaStore, follow_config, load_or_creat
 from ais.metrics import NodeMetrics
 from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
 from ais.s3.web import render_s3_error
-from proxy import buckets, cluster, config, etl, membership, moss, objects, remote, s3, s3keys
+from proxy import auth as tokens, buckets, cluster, config, etl, membership, moss, objects, remote, s3, s3keys
 from proxy.context import CTX, ProxyContext
 
 log = logging.getLogger(__name__)
 
 
 def build_public_app(ctx: ProxyContext, primary: membership.Primary) -> web.Application:
+    # auth: S3 paths (at /s3, or everywhere outside /v1 when S3 is served at the root) are
+    # authorized by the S3 front end from their SigV4 key; everything else by bearer token here
+    authz = auth.middleware(lambda: ctx.gate, s3_prefix="" if ctx.cfg.s3.root else "/s3")
     app = web.Application(middlewares=middlewares(lambda: ctx.me.display, ctx.metrics,
-                                                  renderers={"/s3": render_s3_error}),
+                                                  renderers={"/s3": render_s3_error}, inner=[authz]),
                           client_max_size=apc.MAX_CONTROL_BODY_BYTES)
     app[CTX] = ctx
     app[buckets.PRIMARY] = primary
     s3.add_routes(app)
     s3keys.add_routes(app)
+    tokens.add_routes(app)
     r = app.router
     obj = "/v1/objects/{bucket}/{obj:.+}"
     for method in ("GET", "PUT", "HEAD", "DELETE", "POST", "PATCH"):
@@ -67,7 +72,7 @@ def build_intra_app(ctx: ProxyContext, primary: membership.Primary) -> web.Appli
     h = membership.handlers(primary)
     app.router.add_post("/v1/cluster/autoreg", h["autoreg"])
     app.router.add_post("/v1/cluster/keepalive", h["keepalive"])
-    app.router.add_put("/v1/metasync", metasync_handler(ctx.store))
+    app.router.add_put("/v1/metasync", metasync_handler(ctx.store, lambda: ctx.cfg.cluster.secret))
     app.router.add_post("/v1/rbck/{bucket}", remote.add_remote_bucket_handler)
     _add_common(app, ctx)
     return app
@@ -97,6 +102,9 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         def config_changed(new: Config) -> None:
             ctx.cfg = new
         ctx.cfg = follow_config(store, cfg, config_changed)
+        ctx.gate = auth.gate_for(cfg.auth, lambda: store.smap.uuid if store.smap else "", lambda: store.auth)
+        if ctx.gate is not None:
+            http.signer = ctx.gate.sign_header
         stack.push_async_callback(_cancel_tasks, ctx)
         primary = membership.Primary(ctx)
 
@@ -109,6 +117,8 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
             if store.smap.get(me.id) != me:  # our address changed: publish it
                 await store.apply(store.smap.with_node(me), None)
             log.info("primary %s restarted with cluster map v%d", me.display, store.smap.version)
+        if ctx.is_primary and store.auth is None:   # the key that signs redirects, made once per cluster
+            await store.apply(None, None, auth=AuthMD.new())
 
         # 3. listeners
         intra = Listener(build_intra_app(ctx, primary), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)

@@ -21,7 +21,7 @@ from proxy.context import CTX, ProxyContext
 async def daemon(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     what = request.query.get(apc.Q_WHAT, "")
-    common = daemon_answer(what, ctx.store, ctx.me, ctx.cfg.to_dict())
+    common = daemon_answer(what, ctx.store, ctx.me, ctx.cfg.public_dict())
     if common is not None:
         return common
     if what == apc.WHAT_NODE_STATUS:

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ais.auth import Gate
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.errors import ServiceUnavailable
@@ -35,6 +36,11 @@ class ProxyContext:
     # threads that splice large response bodies (each holds one relay for its duration)
     relay_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="relay"))
+    gate: Gate | None = None     # authentication and authorization (ais.auth); None when auth is off
+
+    def sign_location(self, request: web.Request, location: str) -> str:
+        """A redirect's Location, signed so that the target trusts it when auth is on."""
+        return location if self.gate is None else self.gate.sign_location(request, location)
 
     @property
     def smap(self) -> ClusterMap:

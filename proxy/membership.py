@@ -98,7 +98,8 @@ class Primary:
         ctx = self.ctx
         versions = ctx.store.versions()
         try:
-            await ctx.http.call("PUT", f"{node.intra_url}/v1/metasync", json_body=ctx.store.payload())
+            await ctx.http.call("PUT", f"{node.intra_url}/v1/metasync", json_body=ctx.store.payload(),
+                                headers={apc.HDR_CLUSTER_SECRET: ctx.cfg.cluster.secret} if ctx.cfg.cluster.secret else None)
         except Exception as exc:  # noqa: BLE001 - retried by the loop below
             log.warning("metasync to %s failed: %s", node.display, exc)
             return False

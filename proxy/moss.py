@@ -45,7 +45,7 @@ async def get_batch(request: web.Request) -> web.StreamResponse:
     path, _, raw_query = request.raw_path.partition("?")
     marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_UTM}={names.base36(time.time_ns())}&tid={dt.id}"
     query = f"{raw_query}&{marker}" if raw_query else marker
-    return web.Response(status=307, headers={"Location": f"{dt.public_url}{path}?{query}"})
+    return web.Response(status=307, headers={"Location": ctx.sign_location(request, f"{dt.public_url}{path}?{query}")})
 
 
 def add_routes(app: web.Application) -> None:

@@ -39,7 +39,8 @@ async def redirect_object(request: web.Request) -> web.StreamResponse:
     marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_UTM}={names.base36(time.time_ns())}"
     query = f"{raw_query}&{marker}" if raw_query else marker
     status = 301 if request.method == "GET" else 307
-    return web.Response(status=status, headers={"Location": f"{owner.public_url}{path}?{query}"})
+    location = ctx.sign_location(request, f"{owner.public_url}{path}?{query}")
+    return web.Response(status=status, headers={"Location": location})
 
 
 async def bucket_level_object_action(request: web.Request) -> web.StreamResponse:

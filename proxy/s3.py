@@ -14,7 +14,7 @@ import base64
 import binascii
 import logging
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 from urllib.parse import quote, unquote
 from xml.etree import ElementTree
 
@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from ais import apc, names
+from ais.auth import Perm, Principal, perm_names
 from ais.errors import AisError, NotFound, ServiceUnavailable
 from ais.log import request_id
 from ais.names import Bucket
@@ -132,8 +133,9 @@ def _mount(request: web.Request) -> str:
     return "/s3" if request.path == "/s3" or request.path.startswith("/s3/") else ""
 
 
-def authenticate(request: web.Request, ctx: ProxyContext) -> dict[str, str]:
-    """Always parse SigV4 (header or presigned); verify it when the cluster has access keys.
+def authenticate(request: web.Request, ctx: ProxyContext, perm: int, bck: Bucket | None = None) -> dict[str, str]:
+    """Always parse SigV4 (header or presigned); verify it when the cluster has access keys or
+    auth is on, then check that the key's user may do `perm` (on `bck`).
 
     Returns the headers that let the owning target verify aws-chunked chunk signatures of a
     verified request (the derived signing key, never the secret); empty otherwise.
@@ -141,13 +143,69 @@ def authenticate(request: web.Request, ctx: ProxyContext) -> dict[str, str]:
     raw_path, _, raw_query = request.raw_path.partition("?")
     auth = sigv4.parse(request.method, raw_path, raw_query, request.headers)
     keys = secrets(ctx)
-    if not keys:
+    if not keys and ctx.gate is None:
         return {}  # anonymous access
     if auth is None:
+        if ctx.gate is not None:
+            raise s3e.Unauthenticated("Anonymous access is not allowed: authentication is on; "
+                                      "sign requests with an access key (`ais s3 keys add`)")
         raise s3e.AccessDenied("Anonymous access is not allowed: this cluster has S3 access keys")
     secret = keys.get(auth.access_key)
     if secret is None:
         raise s3e.InvalidAccessKeyId("The AWS Access Key Id you provided does not exist in our records.")
+    headers = _verify(request, auth, secret, raw_path, raw_query)
+    request[_ACCESS_KEY] = auth.access_key
+    if ctx.gate is not None:
+        _authorize(ctx, auth.access_key, perm, bck)
+    return headers
+
+
+_ACCESS_KEY = "s3.access_key"   # of a verified request
+_OBJECT_PERMS = {"GET": Perm.GET, "HEAD": Perm.HEAD_OBJECT, "PUT": Perm.PUT, "POST": Perm.PUT,
+                 "DELETE": Perm.DELETE_OBJECT}
+
+
+def _bucket_perm(method: str, q: Mapping[str, str]) -> int:
+    if method == "PUT":
+        return Perm.CREATE_BUCKET
+    if method == "DELETE":
+        return Perm.DESTROY_BUCKET
+    if method == "POST":
+        return Perm.DELETE_OBJECT   # DeleteObjects
+    if method == "GET" and not ("location" in q or "versioning" in q):
+        return Perm.LIST_OBJECTS
+    return Perm.HEAD_BUCKET
+
+
+def _authorize_copy_source(request: web.Request, ctx: ProxyContext) -> None:
+    """CopyObject reads its source: the key's user needs GET there too."""
+    if ctx.gate is None:
+        return
+    source = unquote(request.headers["x-amz-copy-source"]).lstrip("/").split("?", 1)[0]
+    name = source.split("/", 1)[0]
+    src = lookup(ctx, names.make_bucket(name)) if name else None
+    access_key = request.get(_ACCESS_KEY)
+    if src is not None and access_key:
+        _authorize(ctx, access_key, Perm.GET, src)
+
+
+def _authorize(ctx: ProxyContext, access_key: str, perm: int, bck: Bucket | None) -> None:
+    """The permission check of a verified key: as its bound user; a key from the config file
+    (set by the operator, bound to nobody) may do anything."""
+    binding = ctx.store.keys.bindings.get(access_key) if ctx.store.keys else None
+    if binding is None:
+        return
+    principal = Principal.from_claims(binding, str(binding.get("tid") or ""))
+    md = ctx.store.auth
+    if principal.token_id and md is not None and md.is_revoked(principal.token_id):
+        raise s3e.AccessDenied("the token this access key was made with has been revoked")
+    if not principal.allows(perm, ctx.smap.uuid, bck):
+        what = f" on {bck.cname}" if bck is not None else ""
+        raise s3e.AccessDenied(f"user {principal.user!r} is not allowed to {perm_names(perm)}{what}")
+
+
+def _verify(request: web.Request, auth: sigv4.SigV4Auth | sigv4.SigV2Auth, secret: str,
+            raw_path: str, raw_query: str) -> dict[str, str]:
     if isinstance(auth, sigv4.SigV4Auth):
         sigv4.verify(auth, secret)
         if auth.payload_hash in (sigv4.STREAMING_PAYLOAD, sigv4.STREAMING_PAYLOAD_TRAILER):
@@ -164,7 +222,7 @@ def authenticate(request: web.Request, ctx: ProxyContext) -> dict[str, str]:
 
 async def list_buckets(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
-    authenticate(request, ctx)
+    authenticate(request, ctx, Perm.LIST_BUCKETS)
     items = []
     for bck, props in sorted(ctx.bmd.buckets.items(), key=lambda kv: kv[0].name):
         if bck.namespace.is_global:
@@ -179,9 +237,9 @@ async def list_buckets(request: web.Request) -> web.StreamResponse:
 async def bucket_op(request: web.Request) -> web.StreamResponse:
     """Dispatch a bucket-level request by method and subresource."""
     ctx = request.app[CTX]
-    authenticate(request, ctx)
     q = request.query
     bck = _bucket(request)
+    authenticate(request, ctx, _bucket_perm(request.method, q), bck)
     unsupported = _UNSUPPORTED_BUCKET_QUERIES.intersection(q)
     if unsupported:
         raise s3e.S3NotImplemented(f"bucket subresource {sorted(unsupported)[0]!r} is not implemented")
@@ -447,8 +505,11 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     """Stream the request to the owning target and its answer back (constant memory)."""
     # 1. request: bucket and key
     ctx = request.app[CTX]
-    verified = authenticate(request, ctx)
-    bck = _existing(ctx, _bucket(request))
+    bck = _bucket(request)
+    verified = authenticate(request, ctx, _OBJECT_PERMS.get(request.method, Perm.ADMIN), bck)
+    if request.method == "PUT" and "x-amz-copy-source" in request.headers:   # CopyObject / UploadPartCopy
+        _authorize_copy_source(request, ctx)
+    bck = _existing(ctx, bck)
     ctx.limiter.check(bck, ctx.bmd.get(bck) or {}, request.method, len(ctx.smap.proxies))
     raw_path, _, raw_query = request.raw_path.partition("?")
     key = unquote(raw_path[1:]) if request.get(_VHOST) else _raw_key(raw_path, _mount(request))

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from ais import apc
+from ais import apc, auth
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.errors import BadRequest, ServiceUnavailable
@@ -37,8 +37,12 @@ log = logging.getLogger(__name__)
 
 
 def build_public_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Application:
+    # auth: a request a proxy redirected or relayed carries its signature; one sent here directly
+    # needs its own token and passes the same checks as at a proxy; S3 comes only through a proxy
+    authz = auth.middleware(lambda: ctx.gate, s3_prefix="/s3", s3_direct_refused=True)
     app = web.Application(middlewares=[*middlewares(lambda: ctx.me.display, ctx.metrics,
-                                                    renderers={"/s3": render_s3_error}), _count_inflight(ctx)],
+                                                    renderers={"/s3": render_s3_error}, inner=[authz]),
+                                       _count_inflight(ctx)],
                           client_max_size=apc.MAX_CONTROL_BODY_BYTES)
     app[CTX] = ctx
     app[jobs.JOBS] = registry
@@ -82,7 +86,7 @@ def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appli
                           client_max_size=64 << 20)
     app[CTX] = ctx
     app[jobs.JOBS] = registry
-    app.router.add_put("/v1/metasync", metasync_handler(ctx.store))
+    app.router.add_put("/v1/metasync", metasync_handler(ctx.store, lambda: ctx.cfg.cluster.secret))
     app.router.add_post("/v1/lso/{bucket}", listing.list_page)
     app.router.add_get("/v1/rbck/{bucket}", remote.head_remote_bucket)
     app.router.add_post("/v1/rlso/{bucket}", remote.list_remote_page)
@@ -106,7 +110,7 @@ def _add_common(app: web.Application, ctx: TargetContext) -> None:
 
     async def daemon(request: web.Request) -> web.StreamResponse:
         what = request.query.get(apc.Q_WHAT, "")
-        common = daemon_answer(what, ctx.store, ctx.me, ctx.cfg.to_dict())
+        common = daemon_answer(what, ctx.store, ctx.me, ctx.cfg.public_dict())
         if common is not None:
             return common
         if what == apc.WHAT_NODE_STATUS:
@@ -158,6 +162,9 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         def config_changed(new: Config) -> None:
             ctx.cfg = ctx.load.cfg = new
         ctx.cfg = ctx.load.cfg = follow_config(store, cfg, config_changed)
+        ctx.gate = auth.gate_for(cfg.auth, lambda: store.smap.uuid if store.smap else "", lambda: store.auth)
+        if ctx.gate is not None:
+            http.signer = ctx.gate.sign_header
         ctx.spawn(load.run(), name="load-monitor")
         store.subscribe(lambda smap, bmd: _on_metadata(ctx, smap, bmd))
         stack.push_async_callback(etl.attach(ctx).close)   # transformers stop after the jobs

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ais import apc
+from ais.auth import Gate
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.errors import BucketNotFound, ServiceUnavailable
@@ -49,6 +50,7 @@ class TargetContext:
     backend_limits: BackendLimiter = field(default_factory=BackendLimiter)
     quota: SpaceQuota = field(default_factory=SpaceQuota)   # space.capacity_bytes, measured by target.space
     etl: "EtlManager | None" = None   # set at start-up (target.etl.attach)
+    gate: Gate | None = None          # authentication and authorization (ais.auth); None when auth is off
     # rebalance (target.rebalance): job ID -> stage ("traverse", "wait") while one runs here, and
     # the ID of the last rebalance this target finished sending for (persisted)
     rebalancing: dict[str, str] = field(default_factory=dict)

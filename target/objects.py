@@ -66,6 +66,8 @@ def redirect_if_not_owner(request: web.Request, ctx: TargetContext, bck: Bucket,
     path, _, raw_query = request.raw_path.partition("?")  # keep the query percent-encoded
     query = raw_query + ("&" if raw_query else "") + f"{_TARGET_REDIRECT}={ctx.me.id}"
     location = f"{owner.public_url}{path}?{query}"
+    if ctx.gate is not None:   # the client drops its token on the way: the owner trusts our signature
+        location = ctx.gate.sign_location(request, location)
     status = 301 if request.method == "GET" else 307
     return web.Response(status=status, headers={"Location": location})
 

@@ -177,6 +177,12 @@ class AccessDenied(S3Error):
     default_message = "Access Denied"
 
 
+class Unauthenticated(AccessDenied):
+    """No credentials while authentication is on: AccessDenied, with 401 as for native requests."""
+
+    status = 401
+
+
 class RequestExpired(AccessDenied):
     """A presigned URL used after `X-Amz-Date + X-Amz-Expires` (AWS sends AccessDenied)."""
 
