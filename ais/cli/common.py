@@ -4,6 +4,9 @@ names, confirmations, and the one-line error.
 Endpoint, first found: `--endpoint`, env `AIS_ENDPOINT`, `cluster.url` in the CLI config file
 (`$XDG_CONFIG_HOME/ais/cli/cli.json`, default `~/.config/ais/cli/cli.json`; env `AIS_CLI_CONFIG`
 names another file), then the local cluster's default `http://127.0.0.1:8080`.
+
+Token (sent as `Authorization: Bearer`): env `AIS_AUTHN_TOKEN`, else the one `ais auth login`
+saved (`auth.token` beside the config file; env `AIS_AUTHN_TOKEN_FILE` names another file).
 """
 
 from __future__ import annotations
@@ -48,6 +51,29 @@ def load_config() -> dict[str, Any]:
     return doc
 
 
+def token_path() -> str:
+    return os.environ.get("AIS_AUTHN_TOKEN_FILE") or os.path.join(os.path.dirname(config_path()), "auth.token")
+
+
+def saved_token() -> str:
+    """The token `ais auth login` saved (`{"token": ...}`, or the bare token), or ""."""
+    path = token_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise CommandError(f"cannot read the saved token {path}: {exc}") from None
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise CommandError(f"the saved token {path} is not valid JSON (run `ais auth login` again)") from None
+        return str(doc.get("token") or "") if isinstance(doc, dict) else ""
+    return text
+
+
 def endpoint(args: argparse.Namespace) -> str:
     given = getattr(args, "endpoint", None) or os.environ.get("AIS_ENDPOINT")
     if given:
@@ -71,7 +97,8 @@ def client(args: argparse.Namespace) -> Client:
         timeouts = Timeouts(connect_s=float(cfg.get("connect_s", timeouts.connect_s)),
                             read_s=float(cfg.get("read_s", timeouts.read_s)),
                             control_s=float(cfg.get("control_s", timeouts.control_s)))
-    c = Client(endpoint(args), retry=RetryPolicy(max_attempts=3, backoff_s=0.2), timeouts=timeouts)
+    token = None if os.environ.get("AIS_AUTHN_TOKEN") else (saved_token() or None)   # None: the client reads the env
+    c = Client(endpoint(args), retry=RetryPolicy(max_attempts=3, backoff_s=0.2), timeouts=timeouts, token=token)
     _clients.append(c)
     return c
 

@@ -3,7 +3,8 @@
 This module is the entry point and the command tree (argparse); each area lives in its own
 module: buckets.py (`ls`, `bucket`), objects.py (`put`, `get`, `object`, `prefetch`, `evict`),
 archive.py (`archive`, `ml get-batch`), jobs.py (`job`), show.py (`show`, `storage`, cluster
-membership), config.py (`config`), etl.py (`etl`), s3keys.py (`s3 keys`), localcluster.py
+membership), config.py (`config`), etl.py (`etl`), s3keys.py (`s3 keys`), auth.py (`auth`, whose
+subtree it builds itself with the builders here), localcluster.py
 (`cluster up|down|status`), completion.py; output helpers in render.py, shared plumbing in
 common.py. Errors print as one line `ais: <message>` with exit status 1 (2 for usage errors).
 """
@@ -16,7 +17,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from ais.cli import (archive, buckets, completion, config, etl, jobs, localcluster, objects, s3keys, show)
+from ais.cli import (archive, auth, buckets, completion, config, etl, jobs, localcluster, objects, s3keys, show)
 from ais.cli.common import CommandError, close_clients, endpoint
 from ais.cli.render import table
 from ais.client import ClientError, ConnectError, StatusError, TransportError
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config(ap)
     _storage(ap)
     _s3(ap)
+    auth.build(ap, group, leaf, out_opts)
     c = leaf(ap, "completion", completion.cmd_completion, "print a shell completion script",
              ["ais completion bash > ~/.local/share/bash-completion/completions/ais   # or: source <(ais completion bash)",
               "ais completion zsh > \"${fpath[1]}/_ais\""], remote=False)

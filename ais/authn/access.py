@@ -1,0 +1,99 @@
+"""Permission bits of AIStore's access control (`api/apc/access.go`; the SDK's `AccessAttr`).
+
+A permission is a uint64 bitmask that travels as a decimal string (`"perm": "1023"`). Roles
+grant it per cluster (`clusters: [{id, perm}]`) or per bucket (`buckets: [{bck, perm}]`).
+"""
+
+from __future__ import annotations
+
+GET = 1 << 0
+OBJ_HEAD = 1 << 1
+PUT = 1 << 2
+APPEND = 1 << 3
+OBJ_DELETE = 1 << 4
+OBJ_MOVE = 1 << 5
+PROMOTE = 1 << 6
+OBJ_UPDATE = 1 << 7
+BCK_HEAD = 1 << 8
+OBJ_LIST = 1 << 9
+PATCH = 1 << 10
+BCK_SET_ACL = 1 << 11
+LIST_BUCKETS = 1 << 12
+SHOW_CLUSTER = 1 << 13
+CREATE_BUCKET = 1 << 14
+DESTROY_BUCKET = 1 << 15
+MOVE_BUCKET = 1 << 16
+ADMIN = 1 << 17
+
+ACCESS_RO = GET | OBJ_HEAD | BCK_HEAD | OBJ_LIST
+ACCESS_RW = ACCESS_RO | PUT | APPEND | OBJ_DELETE | OBJ_MOVE   # PROMOTE is granted explicitly
+CLUSTER_ACCESS_RO = LIST_BUCKETS | SHOW_CLUSTER
+CLUSTER_ACCESS_RW = CLUSTER_ACCESS_RO | CREATE_BUCKET | DESTROY_BUCKET | MOVE_BUCKET
+ACCESS_BUCKET_ADMIN = PATCH | BCK_SET_ACL | OBJ_UPDATE
+ACCESS_SU = ACCESS_RW | PROMOTE | ACCESS_BUCKET_ADMIN | CLUSTER_ACCESS_RW | ADMIN
+
+UINT64_MAX = (1 << 64) - 1
+
+# One name per bit, as the SDK's `AccessAttr` and the Go CLI spell them.
+BITS: dict[str, int] = {
+    "GET": GET, "HEAD-OBJECT": OBJ_HEAD, "PUT": PUT, "APPEND": APPEND, "DELETE-OBJECT": OBJ_DELETE,
+    "MOVE-OBJECT": OBJ_MOVE, "PROMOTE": PROMOTE, "UPDATE-OBJECT": OBJ_UPDATE, "HEAD-BUCKET": BCK_HEAD,
+    "LIST-OBJECTS": OBJ_LIST, "PATCH": PATCH, "SET-BUCKET-ACL": BCK_SET_ACL, "LIST-BUCKETS": LIST_BUCKETS,
+    "SHOW-CLUSTER": SHOW_CLUSTER, "CREATE-BUCKET": CREATE_BUCKET, "DESTROY-BUCKET": DESTROY_BUCKET,
+    "MOVE-BUCKET": MOVE_BUCKET, "ADMIN": ADMIN,
+}
+
+ALIASES: dict[str, int] = {
+    "RO": ACCESS_RO, "RW": ACCESS_RW, "SU": ACCESS_SU,
+    "CLUSTER-RO": CLUSTER_ACCESS_RO, "CLUSTER-RW": CLUSTER_ACCESS_RW, "BUCKET-ADMIN": ACCESS_BUCKET_ADMIN,
+}
+
+# The SDK's member names (OBJ_HEAD, CREATE_BUCKET, ACCESS_RW...) are accepted as well.
+_SDK_NAMES: dict[str, int] = {
+    "OBJ_HEAD": OBJ_HEAD, "OBJ_DELETE": OBJ_DELETE, "OBJ_MOVE": OBJ_MOVE, "OBJ_UPDATE": OBJ_UPDATE,
+    "BCK_HEAD": BCK_HEAD, "OBJ_LIST": OBJ_LIST, "BCK_SET_ACL": BCK_SET_ACL, "ACCESS_RO": ACCESS_RO,
+    "ACCESS_RW": ACCESS_RW, "ACCESS_SU": ACCESS_SU, "CLUSTER_ACCESS_RO": CLUSTER_ACCESS_RO,
+    "CLUSTER_ACCESS_RW": CLUSTER_ACCESS_RW, "ACCESS_BUCKET_ADMIN": ACCESS_BUCKET_ADMIN,
+}
+
+
+def parse(value: object) -> int:
+    """A permission from its wire form (int or decimal string) or from names joined with `,`
+    or `|` (`"ro"`, `"rw,promote"`, `"GET|PUT"`); ValueError naming what was wrong."""
+    if isinstance(value, bool):
+        raise ValueError(f"permission must be a uint64 or permission names, got {value!r}")
+    if isinstance(value, int):
+        perm = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0
+        if text.isdigit():
+            perm = int(text)
+        else:
+            perm = 0
+            for word in text.replace("|", ",").split(","):
+                key = word.strip().upper()
+                bit = BITS.get(key) or ALIASES.get(key) or _SDK_NAMES.get(key) \
+                    or BITS.get(key.replace("_", "-")) or ALIASES.get(key.replace("_", "-"))
+                if bit is None:
+                    raise ValueError(f"unknown permission {word.strip()!r} (known: "
+                                     f"{', '.join(k.lower() for k in [*ALIASES, *BITS])})")
+                perm |= bit
+    else:
+        raise ValueError(f"permission must be a uint64 or permission names, got {value!r}")
+    if not 0 <= perm <= UINT64_MAX:
+        raise ValueError(f"permission {perm} does not fit a uint64")
+    return perm
+
+
+def describe(perm: int) -> str:
+    """`"GET,HEAD-OBJECT,..."`, or the alias when the bits are exactly one."""
+    for name, bits in ALIASES.items():
+        if perm == bits:
+            return name.lower()
+    names = [name for name, bit in BITS.items() if perm & bit]
+    rest = perm & ~sum(BITS.values())
+    if rest:
+        names.append(hex(rest))
+    return ",".join(names) or "none"
