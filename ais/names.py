@@ -13,8 +13,8 @@ from typing import Any, Mapping
 from ais import apc
 from ais.errors import BadMessage, BadRequest, InvalidName
 
-_BUCKET_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_NS_RE = re.compile(r"^[A-Za-z0-9_.\-]{0,64}$")
+_BUCKET_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_NS_RE = re.compile(r"[A-Za-z0-9_.\-]{0,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class Namespace:
         if not text.startswith("@") or "#" not in text:
             raise InvalidName(f"invalid namespace {text!r}: expected '@uuid#name'")
         uuid, _, name = text[1:].partition("#")
-        if not _NS_RE.match(uuid) or not _NS_RE.match(name):
+        if not _NS_RE.fullmatch(uuid) or not _NS_RE.fullmatch(name):
             raise InvalidName(f"invalid namespace {text!r}")
         return cls(uuid, name)
 
@@ -79,11 +79,14 @@ class Bucket:
 
 def bucket_from_wire(d: Mapping[str, Any]) -> Bucket:
     """A bucket from its wire form `{"name", "provider", "namespace": {"uuid", "name"}}`."""
-    if not isinstance(d, Mapping) or not d.get("name"):
-        raise BadMessage(f"expected a bucket {{name, provider, namespace}}, got {d!r}")
-    ns = d.get("namespace") or {}
-    uname = f"@{ns.get('uuid', '')}#{ns.get('name', '')}" if ns.get("uuid") or ns.get("name") else ""
-    return make_bucket(str(d["name"]), str(d.get("provider") or ""), uname)
+    ns = (d.get("namespace") or {}) if isinstance(d, Mapping) else None
+    if not isinstance(d, Mapping) or not isinstance(ns, Mapping):
+        raise BadMessage(f"expected a bucket {{name, provider, namespace: {{uuid, name}}}}, got {d!r:.200}")
+    name, provider, ns_uuid, ns_name = d.get("name"), d.get("provider") or "", ns.get("uuid") or "", ns.get("name") or ""
+    if not name or not isinstance(name, str) or not isinstance(provider, str) \
+            or not isinstance(ns_uuid, str) or not isinstance(ns_name, str):
+        raise BadMessage(f"expected a bucket {{name, provider, namespace: {{uuid, name}}}} of strings, got {d!r:.200}")
+    return make_bucket(name, provider, f"@{ns_uuid}#{ns_name}" if ns_uuid or ns_name else "")
 
 
 def normalize_provider(provider: str) -> str:
@@ -94,7 +97,7 @@ def normalize_provider(provider: str) -> str:
 
 
 def check_bucket_name(name: str) -> str:
-    if not _BUCKET_RE.match(name) or name in (".", ".."):
+    if not _BUCKET_RE.fullmatch(name) or name in (".", ".."):  # fullmatch: `$` admits a final "\n"
         raise InvalidName(
             f"invalid bucket name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
     return name
@@ -145,6 +148,22 @@ def check_object_name(name: str) -> str:
     return name
 
 
+def check_prepend(prepend: Any) -> str:
+    """A job's `prepend` (put in front of every destination name by copy and transform jobs): a
+    string that keeps every name valid, so `a/` and `v2-` are fine and `../`, `/` or `a//` are not."""
+    if prepend is None:
+        return ""
+    if not isinstance(prepend, str):
+        raise BadMessage(f"'prepend' must be a string, got {prepend!r:.100}")
+    if prepend:
+        try:
+            check_object_name(prepend + "x")
+        except InvalidName as exc:
+            raise InvalidName(f"invalid prepend {prepend!r:.200}: destination names would be invalid "
+                              f"({exc.message})") from None
+    return prepend
+
+
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False", ""}
 
@@ -184,7 +203,8 @@ def parse_size(text: str | None, what: str = "size") -> int:
         value = float(digits)
     except ValueError:
         raise BadRequest(f"invalid {what} {text!r}: expected bytes, e.g. 1048576, 128k, 4MiB") from None
-    if unit not in _SIZE_UNITS or value < 0:
+    # not `0 <= value`: NaN; the bound keeps inf (`1e400`) and sizes past an int64 (Go's) out
+    if unit not in _SIZE_UNITS or not 0 <= value * _SIZE_UNITS[unit] < 2**63:
         raise BadRequest(f"invalid {what} {text!r}: expected bytes, e.g. 1048576, 128k, 4MiB")
     return int(value * _SIZE_UNITS[unit])
 

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from ais.errors import BadMessage, BadRequest
+from ais.names import check_object_name
 
-_RANGE = re.compile(r"\{(\d+)\.\.(\d+)(?:\.\.(\d+))?\}")
+# ASCII digits, at most 18 (an int64, as AIStore's Go parser has): `\d` would also take other
+# scripts' digits, and a range of 10**20 names has no len()
+_RANGE = re.compile(r"\{([0-9]{1,18})\.\.([0-9]{1,18})(?:\.\.([0-9]{1,18}))?\}")
 MAX_TEMPLATE_NAMES = 10_000_000
 
 
@@ -69,18 +72,27 @@ class Selection:
 
 
 def parse_selection(value: Mapping[str, Any]) -> Selection:
-    """From a message's `objnames` or `template` (a template without ranges is a prefix)."""
+    """From a message's `objnames` or `template` (a template without ranges is a prefix).
+
+    Every listed name, and the first name a template expands to, must be a valid object name
+    (InvalidName otherwise): a range only adds digits, so the first name has the segments of
+    all of them (the layout checks each name again before it becomes a path).
+    """
     names = value.get("objnames")
     template = value.get("template")
     if names:
         if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
             raise BadMessage("'objnames' must be a list of object names")
+        for name in names:
+            check_object_name(name)
         return Selection(names=tuple(names))
     if template is not None and not isinstance(template, str):
         raise BadMessage("'template' must be a string")
     if template:
         if is_template(template):
-            next(expand(template), None)   # validate now: a bad template is the caller's 400
+            first = next(expand(template), None)   # validate now: a bad template is the caller's 400
+            if first is not None:
+                check_object_name(first)
             return Selection(template=template)
         return Selection(prefix=template)
     return Selection(everything=True)

@@ -287,6 +287,7 @@ async def _copy_list(request: web.Request, ctx: ProxyContext, primary: Primary, 
         raise BadMessage("copy-listrange needs the destination bucket in 'tobck'")
     dst = names.bucket_from_wire(tobck)
     parse_selection(value)
+    names.check_prepend(value.get("prepend"))
     await require_bucket(request, src)
     await _ensure_destination(primary, src, dst)
     job_id = await start_job(ctx, apc.ACT_COPY_LIST, src, dst, value)
@@ -468,6 +469,7 @@ async def _copy_or_move(request: web.Request, ctx: ProxyContext, primary: Primar
         raise NotImplementedErr(f"copying to {dst.cname} is not supported yet")
     value = msg.value if isinstance(msg.value, dict) else {}
     copy_msg = dict(ci_get(value, "copy_msg", None) or value)
+    names.check_prepend(copy_msg.get("prepend"))
 
     await require_bucket(request, src)
     await _ensure_destination(primary, src, dst, exclusive=moving)

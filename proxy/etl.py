@@ -271,6 +271,7 @@ async def transform(request: web.Request, ctx: ProxyContext, primary: Primary, s
             raise BadMessage(f"{msg.action} needs the destination bucket in 'tobck'")
         dst = names.bucket_from_wire(tobck)
         parse_selection(value)
+    names.check_prepend(value.get("prepend"))
     dry_run = bool(value.get("dry_run", False))
     if dst == src and not dry_run:
         raise BadRequest(f"source and destination are the same bucket {src.cname} (use dry_run to inspect)")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from ais import hrw
 from ais.errors import AisError
-from ais.names import Bucket
+from ais.names import Bucket, check_object_name
 
 T = TypeVar("T")
 
@@ -88,7 +88,11 @@ class Mountpaths:
         return hrw.choose_mountpath(bck.object_uname(obj), self.paths)
 
     def object_path(self, bck: Bucket, obj: str) -> tuple[str, str]:
-        """(mountpath, full path) of an object; `obj` must already be validated."""
+        """(mountpath, full path) of an object. The one place a name becomes a path, so the one
+        place that guarantees it stays inside the bucket's directory: names also come from job
+        messages (`objnames`, templates, `prepend`), archive manifests and backends' listings,
+        not only from validated request paths. A name that could escape is InvalidName (400)."""
+        check_object_name(obj)
         mp = self.mountpath_of(bck, obj)
         return mp, f"{self.bucket_dir(mp, bck)}/{obj}"
 

@@ -76,7 +76,7 @@ def mentions(doc: dict[str, Any], *words: str) -> None:
 _MP_REL = re.compile(
     r"^(%wk|%mp)(/.*)?$"                                     # work files, multipart uploads
     r"|^@[a-z]+(/@[^/]*)?(/[^/%@][^/]*)?$"                   # provider, namespace, bucket dirs
-    r"|^@[a-z]+(/@[^/]*)?/[^/%@][^/]*/%ob(/.*)?$")            # objects only below %ob
+    r"|^@[a-z]+(/@[^/]*)?/[^/%@][^/]*/%(ob|ix)(/.*)?$")       # objects only below %ob, shard indexes
 _NODE_FILE = re.compile(r"^(config\.json|node\.log.*|stdout\.log.*)$")
 
 
