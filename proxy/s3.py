@@ -16,7 +16,6 @@ import logging
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 from urllib.parse import quote, unquote
-from xml.etree import ElementTree
 
 import aiohttp
 from aiohttp import web
@@ -28,7 +27,7 @@ from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import errors as s3e
 from ais.s3 import sigv4
-from ais.s3.web import element, render_s3_error, xml_response
+from ais.s3.web import MAX_XML_BYTES, element, read_xml, render_s3_error, xml_response
 from ais.web import STREAMING, read_body
 from proxy import relay
 from proxy.buckets import PRIMARY, create_bucket, merged_page
@@ -38,7 +37,6 @@ from proxy.context import CTX, ProxyContext
 log = logging.getLogger(__name__)
 
 MAX_KEYS = 1000
-MAX_XML_BYTES = 1 << 20
 # Bucket subresources AWS has and we do not: answered NotImplemented, never misread as a listing.
 _UNSUPPORTED_BUCKET_QUERIES = {"acl", "policy", "cors", "lifecycle", "tagging", "website", "logging", "replication",
                                "encryption", "notification", "object-lock", "ownershipControls", "publicAccessBlock",
@@ -95,20 +93,6 @@ def _existing(ctx: ProxyContext, bck: Bucket) -> Bucket:
 def _iso(ns: int) -> str:
     t = time.gmtime(ns // 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{(ns // 1_000_000) % 1000:03d}Z"
-
-
-async def _read_xml(request: web.Request) -> ElementTree.Element:
-    """A bounded XML body without DTDs or entities (no billion-laughs, no external entities)."""
-    try:
-        body = await read_body(request, MAX_XML_BYTES)
-    except AisError as exc:
-        raise s3e.MalformedXML(exc.message) from exc
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise s3e.MalformedXML("XML documents with DTDs or entities are not accepted")
-    try:
-        return ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
-        raise s3e.MalformedXML(f"The XML you provided was not well-formed: {exc}") from exc
 
 
 def _local(tag: str) -> str:
@@ -438,7 +422,7 @@ async def _list_objects(request: web.Request, ctx: ProxyContext, bck: Bucket, v2
 # --- delete objects, multipart uploads ----------------------------------------------------------
 
 async def _delete_objects(request: web.Request, ctx: ProxyContext, bck: Bucket) -> web.StreamResponse:
-    doc = await _read_xml(request)
+    doc = await read_xml(request)
     if _local(doc.tag) != "Delete":
         raise s3e.MalformedXML("expected a <Delete> document")
     quiet = any(_local(c.tag) == "Quiet" and (c.text or "").strip().lower() == "true" for c in doc)

@@ -376,9 +376,31 @@ def _entry_wire(e: BatchEntry) -> list[Any]:
     return [e.bck.provider, e.bck.namespace.uname, e.bck.name, e.obj, e.archpath, e.start, e.length]
 
 
+_WIRE_TYPES = (str, str, str, str, str, int, int)
+
+
 def _entry_from_wire(w: Any) -> BatchEntry:
+    if not isinstance(w, list) or len(w) != len(_WIRE_TYPES) \
+            or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(w, _WIRE_TYPES)):
+        raise BadMessage(f"malformed batch entry {w!r:.200}: expected [provider, namespace, bucket, object, "
+                         "archpath, start, length]")
     prov, ns, bname, obj, archpath, start, length = w
+    if start < 0 or length < -1:
+        raise BadMessage(f"malformed batch entry {w!r:.200}: negative start or length")
     return BatchEntry(names.make_bucket(bname, prov, ns), names.check_object_name(obj), archpath, start, length)
+
+
+def parse_entries(body: bytes) -> list[BatchEntry]:
+    """A peer's msgpack `{"entries": [[provider, ns, bucket, object, archpath, start, length], ...]}`;
+    anything else is a 400 (BadMessage, or InvalidName for a bad bucket or object name)."""
+    try:
+        doc = msgpack.unpackb(body)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:   # ExtraData is a ValueError
+        raise BadMessage(f"malformed batch entries: {exc}") from exc
+    wires = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(wires, list):
+        raise BadMessage("malformed batch entries: expected a map with an 'entries' list")
+    return [_entry_from_wire(w) for w in wires]
 
 
 # --- the peer's side: send my entries to the designated target ------------------------------
@@ -386,11 +408,7 @@ def _entry_from_wire(w: Any) -> BatchEntry:
 async def send_entries(request: web.Request) -> web.StreamResponse:
     """Intra `POST /v1/ml/moss/send` (msgpack {"entries": [...]}): manifest, then the bytes."""
     ctx = request.app[CTX]
-    try:
-        body = msgpack.unpackb(await read_body(request, MAX_BODY_BYTES))
-        entries = [_entry_from_wire(w) for w in body["entries"]]
-    except (ValueError, KeyError, TypeError, msgpack.UnpackException) as exc:
-        raise BadMessage(f"malformed batch entries: {exc}") from exc
+    entries = parse_entries(await read_body(request, MAX_BODY_BYTES))
     resolved = await resolve(ctx, entries)
     cfg = ctx.cfg.get_batch
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/octet-stream"})

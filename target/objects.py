@@ -38,8 +38,8 @@ from target.fs.sendfile import send_file
 log = logging.getLogger(__name__)
 
 SMALL_OBJECT_BYTES = 64 << 10
-_HANDLE_RE = re.compile(r"^app\.[0-9a-f]{16}\.\d+$")
-_UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_HANDLE_RE = re.compile(r"app\.[0-9a-f]{16}\.[0-9]+")
+_UPLOAD_ID_RE = re.compile(r"[0-9a-f]{32}")   # fullmatch only
 _TARGET_REDIRECT = "trd"  # query marker: already redirected once by a target
 
 
@@ -142,30 +142,32 @@ def object_headers(ctx: TargetContext, bck: Bucket, obj: str, mp: str, meta: Obj
 
 # --- GET ------------------------------------------------------------------------------------
 
+_BYTE_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.IGNORECASE)
+
+
 def parse_range(header: str, size: int) -> tuple[int, int]:
-    """One `bytes=` range -> (offset, count); RangeNotSatisfiable for anything else."""
-    unsat = RangeNotSatisfiable(f"invalid or unsatisfiable range {header!r} for an object of {size} bytes",
+    """One `bytes=` range -> (offset, count); RangeNotSatisfiable for anything else.
+
+    ASCII digits only (`int()` would also take `1_0`, ` 7` and other scripts' digits); an end
+    past the object, however many digits it has, is clipped to the last byte.
+    """
+    unsat = RangeNotSatisfiable(f"invalid or unsatisfiable range {header!r:.200} for an object of {size} bytes",
                                 headers={"Content-Range": f"bytes */{size}"})
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    m = _BYTE_RANGE.fullmatch(header)
+    if m is None:
         raise unsat
-    first, sep, last = spec.strip().partition("-")
-    if not sep:
-        raise unsat
-    try:
-        if first == "":
-            n = int(last)
-            if n <= 0:
-                raise unsat
-            start = max(size - n, 0)
-            end = size - 1
-        else:
-            start = int(first)
-            end = int(last) if last else size - 1
-            end = min(end, size - 1)
-    except ValueError:
-        raise unsat from None
-    if start < 0 or start >= size or end < start:
+    first, last = m[1], m[2]
+    if first == "":
+        if last.strip("0") == "":   # "bytes=-", "bytes=-0": no suffix
+            raise unsat
+        start = max(size - int(last), 0) if len(last) <= 19 else 0
+        end = size - 1
+    else:
+        if len(first) > 19:
+            raise unsat   # beyond any object
+        start = int(first)
+        end = size - 1 if last == "" or len(last) > 19 else min(int(last), size - 1)
+    if start >= size or end < start:
         raise unsat
     return start, end - start + 1
 
@@ -550,7 +552,7 @@ async def _append(request: web.Request, ctx: TargetContext, bck: Bucket, obj: st
     handle = request.query.get(apc.Q_APPEND_HANDLE, "")
     if handle:
         parts = handle.split("|")
-        if len(parts) < 2 or parts[0] != ctx.me.id or not _HANDLE_RE.match(parts[1]):
+        if len(parts) < 2 or parts[0] != ctx.me.id or not _HANDLE_RE.fullmatch(parts[1]):
             raise BadRequest(f"invalid append handle {handle!r}")
         work = f"{mp}/%wk/{parts[1]}"
         if not await ctx.mountpaths.run(mp, os.path.exists, work):
@@ -584,7 +586,7 @@ def _hash_file(path: str) -> tuple[int, str]:
 # --- multipart (native actions) -------------------------------------------------------------
 
 def _mpu_dir(ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> tuple[str, str]:
-    if not _UPLOAD_ID_RE.match(upload_id):
+    if not _UPLOAD_ID_RE.fullmatch(upload_id):
         raise BadRequest(f"invalid upload ID {upload_id!r}")
     mp, _ = ctx.mountpaths.object_path(bck, obj)
     return mp, ctx.mountpaths.mpu_dir(mp, upload_id)

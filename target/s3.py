@@ -48,7 +48,7 @@ from aiohttp import web
 
 from ais import apc, names
 from ais.cmap import Node
-from ais.errors import InvalidName, ObjectNotFound, PayloadTooLarge, RangeNotSatisfiable, ServiceUnavailable
+from ais.errors import InvalidName, ObjectNotFound, RangeNotSatisfiable, ServiceUnavailable
 from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import sigv4
@@ -59,8 +59,7 @@ from ais.s3.chunked import ChunkedDecoder, decoded_length as _decoded_length
 from ais.s3.errors import (EntityTooSmall, InvalidArgument, InvalidBucketName, InvalidPart, InvalidPartOrder,
                            InvalidRange, InvalidRequest, MalformedXML, NoSuchKey, NoSuchUpload, PreconditionFailed,
                            S3Error, S3NotImplemented, error_class)
-from ais.s3.web import element, xml_response
-from ais.web import read_body
+from ais.s3.web import element, read_xml, xml_response
 from target import remote
 from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
@@ -81,7 +80,6 @@ DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 MAX_USER_METADATA_BYTES = 2048
 MIN_PART_BYTES = 5 << 20
 MAX_PART_NUMBER = 10_000
-MAX_XML_BYTES = 1 << 20
 MAX_LIST = 1000
 PART_XATTR = "user.ais.part"
 COPY_SOURCE = "x-amz-copy-source"
@@ -97,8 +95,8 @@ _COPY_CONDITIONS = {"x-amz-copy-source-if-match": "If-Match", "x-amz-copy-source
                     "x-amz-copy-source-if-modified-since": "If-Modified-Since",
                     "x-amz-copy-source-if-unmodified-since": "If-Unmodified-Since"}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+_COPY_RANGE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})")
 _XML_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _XML_MESSAGE = re.compile(rb"<Message>([^<]{0,1024})</Message>")
 
@@ -720,7 +718,7 @@ class _Part:
 
 
 async def _require_upload(ctx: TargetContext, bck: Bucket, key: str, upload_id: str) -> _Upload:
-    if not _UPLOAD_ID_RE.match(upload_id):
+    if not _UPLOAD_ID_RE.fullmatch(upload_id):
         raise NoSuchUpload(details={"UploadId": upload_id})
     mp, d = _mpu_dir(ctx, bck, key, upload_id)
     doc = await ctx.mountpaths.run(mp, _mpu_load, d, bck.object_uname(key))
@@ -829,21 +827,6 @@ def _local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-async def _read_xml(request: web.Request) -> ElementTree.Element:
-    """A bounded XML body without DTDs or entities (no billion laughs, no external entities)."""
-    try:
-        body = await read_body(request, MAX_XML_BYTES)
-    except PayloadTooLarge as exc:
-        raise MalformedXML(exc.message) from exc
-    lowered = body.lower()
-    if b"<!doctype" in lowered or b"<!entity" in lowered:
-        raise MalformedXML("XML documents with DTDs or entities are not accepted")
-    try:
-        return ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
-        raise MalformedXML(f"The XML you provided was not well-formed: {exc}") from exc
-
-
 @dataclass(frozen=True, slots=True)
 class _Wanted:
     """One `<Part>` of a CompleteMultipartUpload document."""
@@ -911,7 +894,7 @@ async def _complete_upload(request: web.Request, ctx: TargetContext, bck: Bucket
                            props: Mapping[str, Any]) -> web.StreamResponse:
     # 1. the upload and the parts the client lists
     up = await _require_upload(ctx, bck, key, request.query.get("uploadId", ""))
-    wanted = _parse_complete(await _read_xml(request))
+    wanted = _parse_complete(await read_xml(request))
     chosen = _choose_parts(wanted, await _parts(ctx, up))
     # 2. concatenate into a work file, publish, drop the upload
     work = ctx.mountpaths.work_path(up.mp)
@@ -1017,7 +1000,7 @@ def _scan_uploads(root: str, uname_prefix: str, bucket_uname_len: int) -> list[d
     except FileNotFoundError:
         return found
     for e in entries:
-        if not _UPLOAD_ID_RE.match(e.name):
+        if not _UPLOAD_ID_RE.fullmatch(e.name):
             continue
         try:
             with open(f"{e.path}/upload.json", encoding="utf-8") as f:

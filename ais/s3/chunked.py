@@ -278,6 +278,6 @@ def decoded_length(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip()
-    if not text.isascii() or not text.isdigit():
+    if not text.isascii() or not text.isdigit() or len(text) > 19:   # an int64, and int() has a digit limit
         raise InvalidArgument(f"Invalid x-amz-decoded-content-length {value!r}.")
     return int(text)

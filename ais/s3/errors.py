@@ -332,8 +332,10 @@ def s3_error_from(err: AisError) -> S3Error:
     return S3Error(err.message, headers=err.headers)
 
 
-# XML 1.0 forbids these code points even escaped; an object name may still contain them.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# XML 1.0 forbids these code points even escaped; an object name may still contain them. Lone
+# surrogates stand for header bytes that were not UTF-8 (aiohttp decodes with `surrogateescape`)
+# and cannot be encoded at all: an echoed header must not turn an error into a crash.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _text(value: str) -> str:

@@ -307,7 +307,7 @@ def canonical_request(auth: SigV4Auth, *, literal: bool = False) -> str:
 
 
 def string_to_sign(auth: SigV4Auth, canonical: str) -> str:
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(_utf8(canonical)).hexdigest()
     return "\n".join([ALGORITHM, auth.amz_date, auth.scope, digest])
 
 
@@ -315,9 +315,9 @@ def string_to_sign(auth: SigV4Auth, canonical: str) -> str:
 def signing_key(secret_key: str, date: str, region: str, service: str = "s3") -> bytes:
     """`kSigning` = HMAC chain over date, region, service and "aws4_request" (memoised: it
     changes once a day per key, and four HMACs per request showed in profiles)."""
-    key = ("AWS4" + secret_key).encode("utf-8")
+    key = _utf8("AWS4" + secret_key)
     for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+        key = hmac.new(key, _utf8(part), hashlib.sha256).digest()
     return key
 
 
@@ -365,13 +365,13 @@ def _raw_pairs(raw_query: str) -> list[tuple[str, str]]:
 
 
 def _decode(raw: str) -> str:
-    return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8", "surrogateescape")
+    return unquote_to_bytes(_utf8(raw.replace("+", " "))).decode("utf-8", "surrogateescape")
 
 
 def _uri_encode(text: str, extra_safe: str = "") -> str:
     """SigV4 UriEncode of an already percent-encoded string: decode, then encode every byte
     outside the unreserved set (and `extra_safe`), uppercase hex."""
-    return quote(unquote_to_bytes(text), safe=_ENCODE_SAFE + extra_safe)
+    return quote(unquote_to_bytes(_utf8(text)), safe=_ENCODE_SAFE + extra_safe)
 
 
 def _canonical_query(raw_query: str, presigned: bool, literal: bool) -> str:
@@ -428,7 +428,13 @@ def _parse_amz_date(value: str) -> int | None:
 
 
 def _hmac_hex(key: bytes, message: str) -> str:
-    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, _utf8(message), hashlib.sha256).hexdigest()
+
+
+def _utf8(text: str) -> bytes:
+    """Text as the bytes the client sent: aiohttp decodes header bytes that are not UTF-8 with
+    `surrogateescape`, and a signature covers those bytes (strict UTF-8 would raise, a 500)."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 # --- SigV2 (HMAC-SHA1): boto3 still presigns with it by default in us-east-1 -----------------
@@ -499,8 +505,8 @@ def verify_v2(auth: SigV2Auth, method: str, raw_path: str, raw_query: str, heade
     head = "\n".join(lines) + "\n"
     for path in _v2_paths(raw_path, mount):
         string_to_sign = head + _v2_resource(path, raw_query)
-        expected = base64.b64encode(hmac.new(secret_key.encode(), string_to_sign.encode("utf-8"), hashlib.sha1).digest())
-        if hmac.compare_digest(expected, auth.signature.encode()):
+        expected = base64.b64encode(hmac.new(_utf8(secret_key), _utf8(string_to_sign), hashlib.sha1).digest())
+        if hmac.compare_digest(expected, _utf8(auth.signature)):
             return
     raise SignatureDoesNotMatch(details={"StringToSign": head + _v2_resource(raw_path, raw_query)})
 
