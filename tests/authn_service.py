@@ -3,6 +3,7 @@ state directory, waited for on its health endpoint.
 
     with authn_service(tmp_path, hs_secret="s3cret") as svc:      # or RS256 without hs_secret
         token = svc.admin_token                                    # a fresh admin login
+        svc.public_key_pem()                                       # RS256: for auth.signature_key
         requests.get(f"{svc.url}/v1/users", headers=svc.auth(token))
         svc.kill(); svc.start()                                    # kill -9 and restart, same state
 
@@ -66,6 +67,14 @@ class AuthnService:
     @property
     def key_path(self) -> str:
         return self.env["AIS_AUTHN_PRIVATE_KEY_FILE"]
+
+    def public_key_pem(self) -> str:
+        """RS256: the public key a cluster verifies tokens with (`auth.signature_key`)."""
+        from cryptography.hazmat.primitives import serialization
+        with open(self.key_path, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), password=None)
+        return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
     def start(self, timeout_s: float = 20.0) -> "AuthnService":
         assert self.proc is None or self.proc.poll() is not None, "already running"

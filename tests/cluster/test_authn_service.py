@@ -379,6 +379,7 @@ def test_revocations_reach_every_cluster(make_authn: Callable[..., AuthnService]
     assert push_auth.startswith("Bearer ")
     push = jwt.decode(push_auth.removeprefix("Bearer "), public_key, algorithms=["RS256"])
     assert push["sub"] == "authn" and push["admin"] is True and push["exp"] - push["iat"] <= 600
+    assert jwt.decode(victim, svc.public_key_pem(), algorithms=["RS256"])["sub"] == "gina"   # what a cluster holds
 
     # the cluster that was down gets it once it is up (retried every 0.3 s here)
     time.sleep(0.5)
@@ -496,3 +497,43 @@ def test_cli_auth(make_authn: Callable[..., AuthnService], fake_clusters: Callab
     r = requests.get(f"{svc.url}/v1/users", headers=svc.auth(saved), timeout=5)
     assert r.status_code == 401 and "revoked" in r.text
     assert "not logged in" in fails("auth", "logout")
+
+
+# --- end to end: a real cluster with auth on, trusting this AuthN ---------------------------------
+
+def test_tokens_and_revocation_on_a_real_cluster(make_authn: Callable[..., AuthnService],
+                                                 make_cluster: Callable[..., Any]) -> None:
+    from aistore.sdk import Client
+    from aistore.sdk.errors import AISError
+
+    secret = "e2e-secret-0123456789abcdef0123456789"
+    svc = make_authn(hs_secret=secret)
+    cluster = make_cluster(proxies=1, targets=1, mountpaths=1, fsync=False, env={
+        "AIS_AUTH_ENABLED": "true", "AIS_AUTH_SIGNATURE_METHOD": "HS256", "AIS_AUTH_SIGNATURE_KEY": secret,
+        "AIS_CLUSTER_SECRET": "join-secret-for-tests"})
+    authn = AuthNClient(svc.url)
+    authn.login("admin", "admin")
+    info = authn.cluster_manager().register("e2e", [cluster.endpoint])     # the SDK reads the uuid
+    authn.role_manager().create("e2e-reader", "list and read", "e2e",
+                                [AccessAttr.CLUSTER_ACCESS_RO, AccessAttr.ACCESS_RO])
+    authn.user_manager().create("reader", ["e2e-reader"], "reader-pass")
+
+    admin = Client(cluster.endpoint, token=authn.client.token)
+    bucket = f"e2e-{os.urandom(3).hex()}"
+    admin.bucket(bucket).create()
+    admin.bucket(bucket).object("o").get_writer().put_content(b"hello")
+
+    reader_token = AuthNClient(svc.url).login("reader", "reader-pass")
+    assert decoded(reader_token)["clusters"][0]["id"] == info.id
+    reader = Client(cluster.endpoint, token=reader_token)
+    assert reader.bucket(bucket).object("o").get_reader().read_all() == b"hello"
+    with pytest.raises(AISError) as exc:
+        reader.bucket(bucket).object("p").get_writer().put_content(b"no")
+    assert exc.value.status_code == 403
+
+    # revoked at AuthN: the cluster refuses the token as soon as the revoke call returns
+    AuthNClient(svc.url, token=reader_token).logout()
+    with pytest.raises(AISError) as exc:
+        reader.bucket(bucket).object("o").get_reader().read_all()
+    assert exc.value.status_code == 401 and "revoked" in exc.value.message
+    admin.bucket(bucket).delete()
