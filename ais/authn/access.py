@@ -56,6 +56,9 @@ _SDK_NAMES: dict[str, int] = {
     "CLUSTER_ACCESS_RW": CLUSTER_ACCESS_RW, "ACCESS_BUCKET_ADMIN": ACCESS_BUCKET_ADMIN,
 }
 
+# every accepted spelling, `-` and `_` alike: "list-objects", "LIST_OBJECTS", "obj_list", "access-rw"
+_BY_NAME: dict[str, int] = {k.replace("-", "_"): v for k, v in (*BITS.items(), *ALIASES.items(), *_SDK_NAMES.items())}
+
 
 def parse(value: object) -> int:
     """A permission from its wire form (int or decimal string) or from names joined with `,`
@@ -73,9 +76,7 @@ def parse(value: object) -> int:
         else:
             perm = 0
             for word in text.replace("|", ",").split(","):
-                key = word.strip().upper()
-                bit = BITS.get(key) or ALIASES.get(key) or _SDK_NAMES.get(key) \
-                    or BITS.get(key.replace("_", "-")) or ALIASES.get(key.replace("_", "-"))
+                bit = _BY_NAME.get(word.strip().upper().replace("-", "_"))
                 if bit is None:
                     raise ValueError(f"unknown permission {word.strip()!r} (known: "
                                      f"{', '.join(k.lower() for k in [*ALIASES, *BITS])})")
