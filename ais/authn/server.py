@@ -181,13 +181,14 @@ class AuthnApi:
         return web.Response()
 
     async def daemon(self, request: web.Request) -> web.StreamResponse:
+        """Settings without secrets, and how many revocations each cluster has yet to receive."""
         self.admin(request)
         cfg = self.cfg
+        pending = self.pusher.pending if self.pusher else {}
         return web.json_response({"algorithm": self.signer.algorithm, "issuer": self.signer.issuer,
                                   "token_ttl_s": cfg.token_ttl_s, "max_token_ttl_s": cfg.max_token_ttl_s,
                                   "su_name": cfg.su_name, "conf_dir": cfg.conf_dir, "push_retry_s": cfg.push_retry_s,
-                                  "pending_revocations": {k: len(v) for k, v in (self.pusher.pending if self.pusher
-                                                                                  else {}).items()}})
+                                  "pending_revocations": {cid: len(tokens) for cid, tokens in pending.items()}})
 
     async def health(self, _: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"})
