@@ -256,6 +256,8 @@ class LoadMonitor:
         self._nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.snapshot = self._build(None, None)
         self._gauges = self._make_gauges(registry) if registry is not None else None
+        if self._gauges is not None:
+            self._export(self.snapshot)   # every gauge is in /metrics from the start, not after a sample
 
     # in-flight accounting, called by request handlers on the event loop
     def begin(self, n_bytes: int = 0) -> None:

@@ -169,7 +169,7 @@ class ColdFetch:
             await reader.close()
         meta = remote_meta(self.bck, reader.attrs, self.written, hasher.hexdigest(), int(str(self.props.get("bid", "0"))))
         await commit_object(ctx, self.bck, self.obj, mp, self.work, meta, self.props, write_through=False)
-        ctx.metrics.bytes_in.labels(verb="COLD").inc(self.written)
+        ctx.metrics.cold_get(self.bck.provider, self.written)
 
     async def release(self) -> None:
         self.users -= 1
@@ -335,7 +335,7 @@ async def blob_download(ctx: TargetContext, bck: Bucket, obj: str, props: Mappin
     await ctx.mountpaths.run(mp, os.close, fd)
     meta = remote_meta(bck, attrs, attrs.size, digest, int(str(props.get("bid", "0"))))
     await commit_object(ctx, bck, obj, mp, work, meta, props, write_through=False)
-    ctx.metrics.bytes_in.labels(verb="COLD").inc(attrs.size)
+    ctx.metrics.cold_get(bck.provider, attrs.size)
     return attrs.size
 
 

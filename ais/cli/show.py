@@ -98,34 +98,100 @@ def cmd_cluster(a: argparse.Namespace) -> int:
 
 
 # --- show performance ---------------------------------------------------------------------------
+# Read from every target's /metrics, the numbers Prometheus scrapes (deploy/README.md, Metrics).
 
-def _perf_rows(smap: ClusterMap, st: dict[str, dict[str, Any]]) -> list[list[Any]]:
-    rows = []
-    for n in _sorted(smap.targets.values()):
-        load = st[n.id].get("load") or {}
-        disks = [v for v in (load.get("disk_util_pct") or {}).values() if isinstance(v, (int, float))]
-        rows.append([f"t[{n.id}]", f"{load['cpu_pct']:.0f}%" if "cpu_pct" in load else "-",
-                     f"{load['mem_available_pct']:.0f}%" if "mem_available_pct" in load else "-",
-                     f"{max(disks):.0f}%" if disks else "-",
-                     render.human_size(load.get("net_bytes_per_s", 0)) + "/s" if load else "-",
-                     load.get("inflight", "-"), load.get("open_files", "-"),
-                     load.get("overall", "offline" if st[n.id].get("error") else "-")])
-    return rows
+_GRADES = ("-", "low", "moderate", "high", "critical")
+_OBJECT_GROUPS = ("objects", "s3")   # request groups (path after /v1/) that are object reads and writes
+
+
+def scrape(c: Client, node: Node) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """A node's /metrics as {sample name: [(labels, value)]}; {"error": ...} when unreachable."""
+    from prometheus_client.parser import text_string_to_metric_families
+    try:
+        text = c.request("GET", "/metrics", node_url=node.public_url).text
+    except ClientError as exc:
+        return {"error": [({"message": exc.message}, 0.0)]}
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text + "\n"):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
+
+
+def perf_summary(m: dict[str, list[tuple[dict[str, str], float]]]) -> dict[str, Any]:
+    """One target's load and counters, from its metrics (the keys of `ais show performance --json`)."""
+    if "error" in m:
+        return {"error": m["error"][0][0]["message"]}
+
+    def one(name: str, **want: str) -> float:
+        return sum(v for labels, v in m.get(name, ()) if all(labels.get(k) == x for k, x in want.items()))
+
+    def objects(name: str, verb: str) -> float:
+        return sum(v for labels, v in m.get(name, ()) if labels.get("verb") == verb
+                   and labels.get("group") in _OBJECT_GROUPS)
+
+    grades = {labels["dimension"]: int(v) for labels, v in m.get("ais_load_grade", ())}
+    return {
+        "cpu_pct": one("ais_cpu_percent"), "mem_available_pct": one("ais_mem_available_percent"),
+        "disk_util_pct": {labels["mountpath"]: v for labels, v in m.get("ais_disk_util_percent", ())},
+        "net_bytes_per_s": one("ais_net_bytes_per_second", link="external"),
+        "inflight": int(one("ais_inflight_requests")), "open_files": int(one("ais_open_files")),
+        "grades": {dim: _GRADES[g] for dim, g in grades.items() if 0 < g < len(_GRADES)},
+        "overall": _GRADES[max(grades.values(), default=0)] if grades else "-",
+        "get": int(objects("ais_requests_total", "GET")), "put": int(objects("ais_requests_total", "PUT")),
+        "get_seconds": objects("ais_request_latency_seconds_sum", "GET"),
+        "errors": int(one("ais_errors_total")),
+        "bytes_received": int(one("ais_bytes_received_total")), "bytes_sent": int(one("ais_bytes_sent_total")),
+        "cold_gets": int(one("ais_cold_gets_total")), "jobs_running": int(one("ais_jobs_running")),
+    }
+
+
+_COUNTERS = ("get", "put", "get_seconds", "errors", "bytes_received", "bytes_sent", "cold_gets")
+
+
+def _perf_row(tid: str, cur: dict[str, Any], prev: dict[str, Any] | None, dt: float) -> list[Any]:
+    if "error" in cur:
+        return [f"t[{tid}]"] + ["-"] * 12 + ["offline"]
+    disks = list(cur["disk_util_pct"].values())
+    if prev is not None and "error" not in prev and dt > 0:   # a later report: rates over the interval
+        d = {k: cur[k] - prev[k] for k in _COUNTERS}
+        count = [f"{d['get'] / dt:.1f}", f"{d['put'] / dt:.1f}", f"{d['errors'] / dt:.1f}"]
+        latency = d["get_seconds"] / d["get"] if d["get"] else None
+        sizes = [render.human_size(d["bytes_received"] / dt) + "/s", render.human_size(d["bytes_sent"] / dt) + "/s"]
+    else:
+        count = [cur["get"], cur["put"], cur["errors"]]
+        latency = cur["get_seconds"] / cur["get"] if cur["get"] else None
+        sizes = [render.human_size(cur["bytes_received"]), render.human_size(cur["bytes_sent"])]
+    return [f"t[{tid}]", f"{cur['cpu_pct']:.0f}%", f"{cur['mem_available_pct']:.0f}%",
+            f"{max(disks):.0f}%" if disks else "-", render.human_size(cur["net_bytes_per_s"]) + "/s",
+            cur["inflight"], *count, f"{latency * 1000:.2f}ms" if latency is not None else "-", *sizes,
+            cur["jobs_running"], cur["overall"]]
 
 
 def cmd_performance(a: argparse.Namespace) -> int:
     c = client(a)
+    prev: dict[str, dict[str, Any]] = {}
+    prev_at = 0.0
     for i in range(max(1, a.count)):
         if i:
             time.sleep(a.refresh)
             print()
         smap = c.cluster_map(refresh=i == 0)
-        st = statuses(c, list(smap.targets.values()))
+        nodes = _sorted(smap.targets.values())
+        with concurrent.futures.ThreadPoolExecutor(max(1, min(16, len(nodes)))) as pool:
+            scraped = list(pool.map(lambda n: scrape(c, n), nodes))
+        at = time.monotonic()
+        cur = {n.id: perf_summary(m) for n, m in zip(nodes, scraped)}
         if a.json:
-            render.print_json({tid: s.get("load") or s for tid, s in st.items()})
-            continue
-        print(render.table(["TARGET", "CPU", "MEM AVAIL", "DISK UTIL", "NETWORK", "IN-FLIGHT", "OPEN FILES", "LOAD"],
-                           _perf_rows(smap, st), no_headers=a.no_headers))
+            render.print_json(cur)
+        else:
+            rate = "/s" if i else ""
+            print(render.table(["TARGET", "CPU", "MEM AVAIL", "DISK UTIL", "NETWORK", "IN-FLIGHT", f"GET{rate}",
+                                f"PUT{rate}", f"ERRORS{rate}", "GET LATENCY", "RECEIVED", "SENT", "JOBS", "LOAD"],
+                               [_perf_row(tid, st, prev.get(tid), at - prev_at) for tid, st in cur.items()],
+                               no_headers=a.no_headers,
+                               right=["GET" + rate, "PUT" + rate, "ERRORS" + rate, "GET LATENCY", "RECEIVED", "SENT"]))
+        prev, prev_at = cur, at
     return 0
 
 

@@ -40,6 +40,7 @@ class JobRegistry:
         if job.id in self.jobs:
             raise BadRequest(f"job {job.id} already exists")
         self.jobs[job.id] = job
+        job.ctx.metrics.watch_jobs(self.jobs)   # the node's job metrics read this registry
         job.task = asyncio.create_task(job._main(), name=f"job-{job.kind}-{job.id}")
 
     async def stop_all(self) -> None:
