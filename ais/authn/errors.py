@@ -7,16 +7,9 @@ keep to one of those words each, so the SDK raises the right `Err*` class.
 
 from __future__ import annotations
 
-from ais.errors import AisError, Conflict, NotFound
+from ais.errors import Conflict, NotFound, Unauthorized
 
-
-class Unauthorized(AisError):
-    """No token, or one that does not verify (bad signature, expired, revoked)."""
-    status = 401
-    code = "unauthorized"
-
-    def __init__(self, message: str = "") -> None:
-        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="ais-authn"'})
+__all__ = ["InvalidCredentials", "Unauthorized"]
 
 
 class InvalidCredentials(Unauthorized):
