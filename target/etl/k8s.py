@@ -78,8 +78,11 @@ async def start_pod(ctx: TargetContext, entry: EtlEntry, init: InitMsg) -> PodTr
     api = client.CoreV1Api()
     ns = ctx.cfg.etl.k8s_namespace
     node = os.environ.get("K8S_NODE_NAME") or socket.gethostname()
+    # the transformer reads objects by path only with pass_fqn; otherwise it gets their bytes and
+    # needs no volumes (a target whose mountpaths are persistent volumes has no host paths to share)
+    mountpaths = ctx.mountpaths.paths if ctx.cfg.etl.pass_fqn else ()
     pod = manifests.pod_manifest(init, ctx.me.id, f"{ctx.me.intra_url}{CALLBACK_PATH}/{init.name}/{entry.secret}",
-                                 node, ctx.mountpaths.paths, entry.msg.get("resources"))
+                                 node, mountpaths, entry.msg.get("resources"))
     svc = manifests.service_manifest(init, ctx.me.id)
     manifests.validate(pod)
     manifests.validate(svc)
