@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from typing import Any, Callable, Mapping
 
 import aiohttp
@@ -40,8 +41,9 @@ def peer_message(status: int, text: str) -> str:
 
 
 class IntraClient:
-    def __init__(self, timeouts: TimeoutsSection, caller_id: str) -> None:
+    def __init__(self, timeouts: TimeoutsSection, caller_id: str, tls: "ssl.SSLContext | bool" = True) -> None:
         self.timeouts = timeouts
+        self.tls = tls   # how peers' certificates are checked (ais.tls.client_context)
         self.caller_id = caller_id
         self._session: aiohttp.ClientSession | None = None
         # signs every request of the session (`Ais-Sig`, ais.auth) so that a node's public listener
@@ -49,7 +51,7 @@ class IntraClient:
         self.signer: Callable[[str, URL], Mapping[str, str]] | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=512, limit_per_host=128, keepalive_timeout=30)
+        connector = aiohttp.TCPConnector(limit=512, limit_per_host=128, keepalive_timeout=30, ssl=self.tls)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, middlewares=(self._sign,))
 
     async def _sign(self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:

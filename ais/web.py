@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Coroutine, Mapping, Sequence
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ais import apc
 from ais.errors import AisError, BadMessage, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -197,24 +199,79 @@ def metrics_handler(metrics: NodeMetrics) -> Handler:
 
 
 class Listener:
-    """One aiohttp application bound to host:port, with a graceful stop."""
+    """One aiohttp application bound to host:port, with a graceful stop.
+
+    Hostile clients meet the server's own limits before any handler runs: a request line or
+    header field longer than `max_header_bytes`, or more than `max_headers` fields, is a 400
+    naming the limit; a connection that has not delivered a complete request head within
+    `header_read_timeout_s` (of opening, or of the previous response) is closed, so clients
+    that trickle a request head byte by byte (slowloris) cannot hold connections open. The
+    same timer closes idle keep-alive connections.
+    """
 
     def __init__(self, app: web.Application, host: str, port: int, *, shutdown_s: float,
-                 max_header_bytes: int = 16384) -> None:
+                 max_header_bytes: int = 16384, max_headers: int = 128,
+                 header_read_timeout_s: float = 30.0) -> None:
         self.app, self.host, self.port = app, host, port
-        # auto_decompress=False: object bodies are stored as sent (Content-Encoding: gzip included)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
-                                     shutdown_timeout=shutdown_s,
-                                     max_field_size=max_header_bytes, max_line_size=max_header_bytes)
+        # auto_decompress=False: object bodies are stored as sent (Content-Encoding: gzip included).
+        # keepalive_timeout: aiohttp arms it when a connection opens and again after each response,
+        # and closes the connection when it fires while the next request head is still incomplete;
+        # arriving bytes do not re-arm it. That is a header read timeout (and an idle timeout).
+        self._runner = _Runner(app, access_log=None, handle_signals=False, auto_decompress=False,
+                                     shutdown_timeout=shutdown_s, keepalive_timeout=header_read_timeout_s,
+                                     max_field_size=max_header_bytes, max_line_size=max_header_bytes,
+                                     max_headers=max_headers, logger=_MalformedRequestLog(_server_log))
+
+    ssl_context: "ssl.SSLContext | None" = None   # TLS (ais.tls.server_context), set before start()
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True,
+                           ssl_context=self.ssl_context)
         await site.start()
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish up to the timeout, then cancel."""
         await self._runner.cleanup()
+
+
+class _Runner(web.AppRunner):
+    """aiohttp's AppRunner, with one check in front of the application: a request whose `Expect`
+    is not `100-continue` gets a 417 here. aiohttp's own check runs before any middleware and
+    formats the value into its answer, so a value that is not UTF-8 (surrogate-escaped) raised
+    inside it: a 500, on every route and on unknown paths alike."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.request_handler = _refuse_unknown_expect(server.request_handler)
+        return server
+
+
+def _refuse_unknown_expect(inner: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+                           ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        expect = request.headers.get("Expect")
+        if expect and expect.lower() != "100-continue":   # empty: aiohttp ignores it too
+            return web.Response(status=417, text=f"unsupported Expect {expect[:200]!r}: only 100-continue",
+                                headers={"Connection": "close"})
+        return await inner(request)
+    return handle
+
+
+_server_log = logging.getLogger("aiohttp.server")
+
+
+class _MalformedRequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's connection log. A request it cannot parse (request line or header too long, too
+    many headers, bad syntax) is the client's error, answered with a 400: a debug line, not an
+    error with a traceback per request that a hostile client could use to fill the disk."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            first_line = (exc_info.message or type(exc_info).__name__).splitlines()[0]
+            self.debug("%s: %s", str(msg) % args, first_line)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 async def until_stopped(coro: "asyncio.Future[None] | Coroutine[Any, Any, None]", stop: asyncio.Event) -> bool:

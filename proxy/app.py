@@ -14,7 +14,7 @@ import time
 
 from aiohttp import web
 
-from ais import apc, auth
+from ais import apc, auth, tls
 from ais.auth import AuthMD
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
@@ -90,10 +90,12 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         # 1. identity and metadata
         node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
         host = cfg.net.hostname
-        me = Node(node_id, "proxy", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
+        web_scheme = tls.scheme(cfg.net)
+        me = Node(node_id, "proxy", f"{web_scheme}://{host}:{cfg.net.public_port}",
+                  f"{web_scheme}://{host}:{cfg.net.intra_port}")
         store = MetaStore(cfg.node.conf_dir)
         await loop.run_in_executor(None, store.load)
-        http = IntraClient(cfg.timeouts, node_id)
+        http = IntraClient(cfg.timeouts, node_id, tls.client_context(cfg.net))
         await http.start()
         stack.push_async_callback(http.close)
         ctx = ProxyContext(cfg=cfg, me=me, store=store, http=http, metrics=NodeMetrics("proxy", node_id),
@@ -121,11 +123,16 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
             await store.apply(None, None, auth=AuthMD.new())
 
         # 3. listeners
-        intra = Listener(build_intra_app(ctx, primary), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)
+        server_tls = tls.server_context(cfg.net)
+        intra = Listener(build_intra_app(ctx, primary), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s,
+                         header_read_timeout_s=cfg.net.header_read_timeout_s)
+        intra.ssl_context = server_tls
         await intra.start()
         stack.push_async_callback(intra.stop)
         public = Listener(build_public_app(ctx, primary), host, cfg.net.public_port,
-                          shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes)
+                          shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes,
+                          header_read_timeout_s=cfg.net.header_read_timeout_s)
+        public.ssl_context = server_tls
         await public.start()
         stack.push_async_callback(public.stop)
         log.info("proxy %s listening: public %s, intra %s", node_id, me.public_url, me.intra_url)

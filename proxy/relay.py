@@ -79,7 +79,7 @@ async def try_splice(request: web.Request, up: aiohttp.ClientResponse, pool: Exe
     length = up.content_length
     conn = up.connection
     if (request.method != "GET" or up.status not in (200, 206) or length is None or length < MIN_SPLICE_BYTES
-            or request.secure or conn is None or conn.transport is None or request.transport is None
+            or request.secure or up.url.scheme == "https" or conn is None or conn.transport is None or request.transport is None
             or request.transport.get_write_buffer_size() != 0 or "chunked" in up.headers.get("Transfer-Encoding", "")):
         return False
     src, dst = _socket_fd(conn.transport), _socket_fd(request.transport)

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from ais import apc, auth
+from ais import apc, auth, tls
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.errors import BadRequest, ServiceUnavailable
@@ -140,7 +140,9 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         # 1. identity and storage
         node_id = await loop.run_in_executor(None, load_or_create_id, cfg.node.conf_dir, cfg.node.id)
         host = cfg.net.hostname
-        me = Node(node_id, "target", f"http://{host}:{cfg.net.public_port}", f"http://{host}:{cfg.net.intra_port}")
+        web_scheme = tls.scheme(cfg.net)
+        me = Node(node_id, "target", f"{web_scheme}://{host}:{cfg.net.public_port}",
+                  f"{web_scheme}://{host}:{cfg.net.intra_port}")
         mountpaths = Mountpaths(cfg.target.mountpaths, cfg.target.io_workers_per_mountpath,
                                 (cfg.target.slow_mountpath, cfg.target.slow_io_ms))
         stack.callback(mountpaths.close)
@@ -148,7 +150,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         store = MetaStore(cfg.node.conf_dir)
         await loop.run_in_executor(None, store.load)
         rebalanced = await loop.run_in_executor(None, rebalance.load_done, cfg.node.conf_dir)
-        http = IntraClient(cfg.timeouts, node_id)
+        http = IntraClient(cfg.timeouts, node_id, tls.client_context(cfg.net))
         await http.start()
         stack.push_async_callback(http.close)
         backends = Backends(cfg.backend)
@@ -174,11 +176,16 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         ctx.spawn(space.SpaceMonitor(ctx, registry).loop(), name="space-monitor")
 
         # 2. listeners first: the primary metasyncs to us while we join
-        intra = Listener(build_intra_app(ctx, registry), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s)
+        server_tls = tls.server_context(cfg.net)
+        intra = Listener(build_intra_app(ctx, registry), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s,
+                         header_read_timeout_s=cfg.net.header_read_timeout_s)
+        intra.ssl_context = server_tls
         await intra.start()
         stack.push_async_callback(intra.stop)
         public = Listener(build_public_app(ctx, registry), host, cfg.net.public_port,
-                          shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes)
+                          shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes,
+                          header_read_timeout_s=cfg.net.header_read_timeout_s)
+        public.ssl_context = server_tls
         await public.start()
         stack.push_async_callback(public.stop)
         log.info("target %s listening: public %s, intra %s, mountpaths %s", node_id, me.public_url, me.intra_url,

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -18,6 +19,8 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ais.tls import SelfSigned, make_self_signed
 
 DEFAULT_DIR = os.path.expanduser(os.environ.get("AIS_CLUSTER_DIR", "~/.ais/cluster"))
 DEFAULT_PORT = 8080  # below the ephemeral range (32768+), where client sockets could take it
@@ -36,13 +39,14 @@ class NodeSpec:
     intra_port: int
     mountpaths: list[str] = field(default_factory=list)
     pid: int = 0
+    scheme: str = "http"
 
     def dir(self, root: str) -> str:
         return os.path.join(root, self.name)
 
     @property
     def public_url(self) -> str:
-        return f"http://127.0.0.1:{self.public_port}"
+        return f"{self.scheme}://127.0.0.1:{self.public_port}"
 
 
 @dataclass
@@ -50,6 +54,15 @@ class ClusterSpec:
     root: str
     nodes: list[NodeSpec]
     fsync: bool = True
+    https: bool = False     # TLS on every listener, with a self-signed CA in DIR/tls (ais.tls)
+
+    @property
+    def tls(self) -> SelfSigned | None:
+        return make_self_signed(os.path.join(self.root, "tls")) if self.https else None
+
+    @property
+    def ca_cert(self) -> str:
+        return self.tls.ca_cert if self.https and self.tls else ""
 
     @property
     def primary(self) -> NodeSpec:
@@ -62,7 +75,7 @@ class ClusterSpec:
     def save(self) -> None:
         tmp = os.path.join(self.root, STATE_FILE + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"fsync": self.fsync, "nodes": [asdict(n) for n in self.nodes]}, f, indent=2)
+            json.dump({"fsync": self.fsync, "https": self.https, "nodes": [asdict(n) for n in self.nodes]}, f, indent=2)
         os.replace(tmp, os.path.join(self.root, STATE_FILE))
 
     @classmethod
@@ -72,10 +85,12 @@ class ClusterSpec:
             return None
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        return cls(root=root, nodes=[NodeSpec(**n) for n in data["nodes"]], fsync=data.get("fsync", True))
+        return cls(root=root, nodes=[NodeSpec(**n) for n in data["nodes"]], fsync=data.get("fsync", True),
+                   https=data.get("https", False))
 
 
-def plan(root: str, proxies: int, targets: int, mountpaths: int, base_port: int, fsync: bool) -> ClusterSpec:
+def plan(root: str, proxies: int, targets: int, mountpaths: int, base_port: int, fsync: bool,
+         https: bool = False) -> ClusterSpec:
     if proxies < 1 or targets < 1 or mountpaths < 1:
         raise ClusterError("a cluster needs at least 1 proxy, 1 target and 1 mountpath per target")
     nodes = []
@@ -87,15 +102,21 @@ def plan(root: str, proxies: int, targets: int, mountpaths: int, base_port: int,
         mps = [os.path.join(root, f"t{i}", f"mp{j}") for j in range(mountpaths)]
         nodes.append(NodeSpec(f"t{i}", "target", port, port + 1, mps))
         port += 2
-    return ClusterSpec(root=os.path.abspath(root), nodes=nodes, fsync=fsync)
+    for n in nodes:
+        n.scheme = "https" if https else "http"
+    return ClusterSpec(root=os.path.abspath(root), nodes=nodes, fsync=fsync, https=https)
 
 
 def node_config(spec: ClusterSpec, node: NodeSpec) -> dict[str, Any]:
     d = node.dir(spec.root)
+    net: dict[str, Any] = {"hostname": "127.0.0.1", "public_port": node.public_port, "intra_port": node.intra_port}
+    tls = spec.tls
+    if tls is not None:
+        net.update(use_https=True, server_crt=tls.server_crt, server_key=tls.server_key, ca_cert=tls.ca_cert)
     return {
         "node": {"role": node.role, "conf_dir": os.path.join(d, "conf")},
-        "net": {"hostname": "127.0.0.1", "public_port": node.public_port, "intra_port": node.intra_port},
-        "proxy": {"primary_url": f"http://127.0.0.1:{spec.primary.intra_port}",
+        "net": net,
+        "proxy": {"primary_url": f"{node.scheme}://127.0.0.1:{spec.primary.intra_port}",
                   "is_primary": node is spec.primary},
         "target": {"mountpaths": node.mountpaths, "fsync": spec.fsync},
         "log": {"file": os.path.join(d, "node.log")},
@@ -142,9 +163,13 @@ def start_node(spec: ClusterSpec, node: NodeSpec, env: dict[str, str] | None = N
     _children[proc.pid] = proc
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
+def _context(ca: str) -> ssl.SSLContext | None:
+    return ssl.create_default_context(cafile=ca) if ca else None
+
+
+def http_ok(url: str, timeout: float = 2.0, ca: str = "") -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout, context=_context(ca)) as r:
             return bool(200 <= r.status < 300)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -155,13 +180,13 @@ def wait_ready(spec: ClusterSpec, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     pending = list(spec.nodes)
     while time.monotonic() < deadline:
-        pending = [n for n in pending if not http_ok(f"{n.public_url}/v1/health")]
+        pending = [n for n in pending if not http_ok(f"{n.public_url}/v1/health", ca=spec.ca_cert)]
         dead = [n for n in spec.nodes if n.pid and not node_pid_alive(spec, n)]
         if dead:
             raise ClusterError(f"node(s) {', '.join(n.name for n in dead)} exited; see "
                                + ", ".join(os.path.join(n.dir(spec.root), "node.log") for n in dead))
-        if not pending and http_ok(f"{spec.endpoint}/v1/health?prr=true"):
-            smap = fetch_json(f"{spec.endpoint}/v1/daemon?what=smap")
+        if not pending and http_ok(f"{spec.endpoint}/v1/health?prr=true", ca=spec.ca_cert):
+            smap = fetch_json(f"{spec.endpoint}/v1/daemon?what=smap", ca=spec.ca_cert)
             if smap and len(smap.get("pmap", {})) + len(smap.get("tmap", {})) >= len(spec.nodes):
                 return
         time.sleep(0.1)
@@ -169,22 +194,23 @@ def wait_ready(spec: ClusterSpec, timeout_s: float = 60.0) -> None:
                        f"{', '.join(n.name for n in pending) or 'the primary'}")
 
 
-def fetch_json(url: str, timeout: float = 3.0) -> Any:
+def fetch_json(url: str, timeout: float = 3.0, ca: str = "") -> Any:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout, context=_context(ca)) as r:
             return json.loads(r.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None
 
 
 def up(root: str, proxies: int, targets: int, mountpaths: int, base_port: int, fsync: bool = True,
-       env: dict[str, str] | None = None) -> ClusterSpec:
-    """Start (or resume) the cluster in `root`; `env` adds AIS_* overrides for every node."""
+       env: dict[str, str] | None = None, https: bool = False) -> ClusterSpec:
+    """Start (or resume) the cluster in `root`; `env` adds AIS_* overrides for every node;
+    `https`: TLS everywhere, with a CA made for it in `root`/tls (clients: AIS_CLIENT_CA)."""
     root = os.path.abspath(root)
     os.makedirs(root, exist_ok=True)
     spec = ClusterSpec.load(root)
     if spec is None:
-        spec = plan(root, proxies, targets, mountpaths, base_port, fsync)
+        spec = plan(root, proxies, targets, mountpaths, base_port, fsync, https)
     running = [n for n in spec.nodes if node_pid_alive(spec, n)]
     # primary first (it creates the cluster), then everyone else
     for node in spec.nodes:
@@ -235,7 +261,7 @@ def status(root: str) -> list[dict[str, Any]]:
     spec = ClusterSpec.load(os.path.abspath(root))
     if spec is None:
         raise ClusterError(f"no local cluster in {root} (start one with 'ais cluster up')")
-    smap = fetch_json(f"{spec.endpoint}/v1/daemon?what=smap") or {}
+    smap = fetch_json(f"{spec.endpoint}/v1/daemon?what=smap", ca=spec.ca_cert) or {}
     ids = {}
     for group in ("pmap", "tmap"):
         for nid, n in (smap.get(group) or {}).items():
@@ -244,7 +270,7 @@ def status(root: str) -> list[dict[str, Any]]:
     rows = []
     for n in spec.nodes:
         alive = node_pid_alive(spec, n)
-        healthy = alive and http_ok(f"{n.public_url}/v1/health", timeout=1.0)
+        healthy = alive and http_ok(f"{n.public_url}/v1/health", timeout=1.0, ca=spec.ca_cert)
         rows.append({"name": n.name, "role": n.role + (" (primary)" if n.public_url == primary_url else ""),
                      "id": ids.get(n.public_url, "-"), "url": n.public_url, "pid": n.pid if alive else "-",
                      "state": "online" if healthy else ("starting" if alive else "down"),

@@ -29,12 +29,17 @@ _SUB = "_ais_subparsers"
 # --- local cluster (ais cluster up|down|status) --------------------------------------------------
 
 def cmd_cluster_up(a: argparse.Namespace) -> int:
-    spec = localcluster.up(a.dir, a.proxies, a.targets, a.mountpaths, a.port, fsync=not a.no_fsync)
+    spec = localcluster.up(a.dir, a.proxies, a.targets, a.mountpaths, a.port, fsync=not a.no_fsync,
+                           https=a.https)
     n_p = sum(1 for n in spec.nodes if n.role == "proxy")
     print(f"Cluster ready: {n_p} prox{'y' if n_p == 1 else 'ies'}, {len(spec.nodes) - n_p} target(s), data in {spec.root}")
     print(f"AIS_ENDPOINT={spec.endpoint}")
     print(f"\n  export AIS_ENDPOINT={spec.endpoint}")
-    print(f"  python -c \"from aistore import Client; print(Client('{spec.endpoint}').cluster().get_info())\"")
+    ca = ""
+    if spec.https:
+        print(f"  export AIS_CLIENT_CA={spec.ca_cert}     # the cluster's CA (SDK: Client(..., ca_cert=...))")
+        ca = f", ca_cert='{spec.ca_cert}'"
+    print(f"  python -c \"from aistore import Client; print(Client('{spec.endpoint}'{ca}).cluster().get_info())\"")
     print("  ais cluster status        ais cluster down [--purge]")
     return 0
 
@@ -465,6 +470,8 @@ def _cluster(ap: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", default=localcluster.DEFAULT_DIR, help="data and state directory")
     p.add_argument("--port", type=int, default=localcluster.DEFAULT_PORT, help="first port; each node takes two")
     p.add_argument("--no-fsync", action="store_true", help="do not fsync objects (faster, less durable)")
+    p.add_argument("--https", action="store_true",
+                   help="TLS on every listener, with a CA and certificate made in DIR/tls (first start only)")
     p = leaf(g, "down", cmd_cluster_down, "stop the local cluster",
              ["ais cluster down", "ais cluster down --purge --yes"], remote=False)
     p.add_argument("--dir", default=localcluster.DEFAULT_DIR)

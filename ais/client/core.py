@@ -17,6 +17,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Iterable, Mapping, Sequence, Union
@@ -129,6 +130,17 @@ class ApiAnswer:
         return self.data.decode("utf-8", "replace").strip()
 
 
+def _tls(ca_cert: str | None, skip_verify: bool | None) -> "ssl.SSLContext | bool":
+    """How HTTPS endpoints are checked, as the SDK does it: `ca_cert` / AIS_CLIENT_CA, or
+    nothing with `skip_verify` / AIS_SKIP_VERIFY_CRT; otherwise the system's CAs."""
+    if skip_verify is None:
+        skip_verify = os.environ.get("AIS_SKIP_VERIFY_CRT", os.environ.get("AIS_SKIP_VERIFY", "")).lower() in ("1", "true", "t", "yes")
+    if skip_verify:
+        return False
+    ca = ca_cert if ca_cert is not None else os.environ.get("AIS_CLIENT_CA", "")
+    return ssl.create_default_context(cafile=ca) if ca else True
+
+
 class AsyncClient:
     """Async client of the native API.
 
@@ -139,7 +151,8 @@ class AsyncClient:
     def __init__(self, endpoint: str | None = None, *, direct: bool = True, retry: RetryPolicy | None = None,
                  timeouts: Timeouts | None = None, transport: Transport | None = None, token: str | None = None,
                  max_connections: int = 256, map_ttl_s: float = 60.0,
-                 stream_keep_bytes: int = _STREAM_KEEP_BYTES) -> None:
+                 stream_keep_bytes: int = _STREAM_KEEP_BYTES, ca_cert: str | None = None,
+                 skip_verify: bool | None = None) -> None:
         endpoint = endpoint or os.environ.get("AIS_ENDPOINT", "")
         if not endpoint:
             raise InvalidName("no endpoint: pass one or set AIS_ENDPOINT")
@@ -156,7 +169,8 @@ class AsyncClient:
         self._max_connections = max_connections
         self._own_transport = transport is None
         self._transport: Transport = transport or AiohttpTransport(max_connections=max_connections,
-                                                                   headers=self._headers)
+                                                                   headers=self._headers,
+                                                                   ssl=_tls(ca_cert, skip_verify))
         self._map_fetch: tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------

@@ -91,10 +91,11 @@ class Client:
 
     def __init__(self, endpoint: str | None = None, *, direct: bool = True, retry: RetryPolicy | None = None,
                  timeouts: Timeouts | None = None, transport: Transport | None = None, token: str | None = None,
-                 max_connections: int = 256, map_ttl_s: float = 60.0) -> None:
+                 max_connections: int = 256, map_ttl_s: float = 60.0, ca_cert: str | None = None,
+                 skip_verify: bool | None = None) -> None:
         self._settings: dict[str, Any] = dict(endpoint=endpoint, direct=direct, retry=retry, timeouts=timeouts,
                                               transport=transport, token=token, max_connections=max_connections,
-                                              map_ttl_s=map_ttl_s)
+                                              map_ttl_s=map_ttl_s, ca_cert=ca_cert, skip_verify=skip_verify)
         self.aio = AsyncClient(**self._settings)
         self._loop: _LoopThread | None = None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl as ssl_
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, Mapping, Protocol, Sequence
 
@@ -200,7 +201,8 @@ class AiohttpTransport:
     """HTTP/1.1 over aiohttp with one connection pool per process and event loop."""
 
     def __init__(self, *, max_connections: int = 256, max_per_host: int = 64,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, ssl: "ssl_.SSLContext | bool" = True) -> None:
+        self._ssl = ssl
         self._max_connections = max_connections
         self._max_per_host = max_per_host
         self._headers = dict(headers or {})
@@ -215,7 +217,7 @@ class AiohttpTransport:
             if self._session is not None and not self._session.closed:
                 _LEFT_BEHIND.append(self._session)
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_per_host,
-                                             ttl_dns_cache=300, enable_cleanup_closed=False)
+                                             ttl_dns_cache=300, enable_cleanup_closed=False, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers,
                                                   auto_decompress=False, skip_auto_headers=("Content-Type",))
             self._owner = owner

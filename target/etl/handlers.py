@@ -8,6 +8,7 @@ logs, health, metrics, errors, stats. Transformer -> target (`/v1/etl/_object/<n
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 from typing import Any
@@ -24,6 +25,7 @@ from target.context import CTX, TargetContext
 from target.etl.manager import CALLBACK_PATH, EtlManager
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
+from target.jobs import JOBS
 from target.objects import commit_object, receive_body, serve_file
 
 T_PATH = "/v1/etl/_t"
@@ -130,8 +132,10 @@ async def callback_get(request: web.Request) -> web.StreamResponse:
 
 
 async def callback_put(request: web.Request) -> web.StreamResponse:
-    """Direct put: a transformer delivers an offline job's result to this, its owner."""
+    """Direct put: a transformer delivers an offline job's result to this, its owner. Only into
+    the destination of a transform job of this ETL (`xid`): a transformer writes nothing else."""
     ctx, bck, obj = _callback_target(request)
+    await _require_job_destination(request, request.match_info["name"], bck)
     props = ctx.bucket_props(bck)
     mp, _ = ctx.mountpaths.object_path(bck, obj)
     work = ctx.mountpaths.work_path(mp)
@@ -140,6 +144,26 @@ async def callback_put(request: web.Request) -> web.StreamResponse:
                       bid=int(str(props.get("bid", "0"))))
     await commit_object(ctx, bck, obj, mp, work, meta, props)
     return web.Response(status=200)
+
+
+_ETL_JOB_KINDS = ("etl-bck", "etl-listrange")
+
+
+async def _require_job_destination(request: web.Request, name: str, bck: Bucket) -> None:
+    job_id = request.query.get("xid", "")
+    registry = request.app[JOBS]
+    deadline = asyncio.get_running_loop().time() + JOB_START_WAIT_S
+    job = registry.jobs.get(job_id)
+    while job is None and job_id and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)   # the job may start here a moment after a peer started sending
+        job = registry.jobs.get(job_id)
+    stages = {str(job.msg.get("id") or ""), *map(str, job.msg.get("pipeline") or ())} if job is not None else set()
+    if job is None or job.kind not in _ETL_JOB_KINDS or job.dst != bck or name not in stages:
+        raise Forbidden(f"etl[{name}]: writing to {bck.cname} is not part of a transform job of this ETL "
+                        f"(job {job_id or '-'})")
+
+
+JOB_START_WAIT_S = 5.0
 
 
 def add_routes(app: web.Application) -> None:

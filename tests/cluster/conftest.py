@@ -44,13 +44,14 @@ def free_base_port(count: int) -> int:
 
 class Cluster:
     def __init__(self, root: str, proxies: int = 1, targets: int = 3, mountpaths: int = 2, fsync: bool = True,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, https: bool = False) -> None:
         nodes = proxies + targets
         self.root = root
         self.env = env or {}
         try:
             self.spec: ClusterSpec = localcluster.up(root, proxies, targets, mountpaths,
-                                                     free_base_port(2 * nodes), fsync=fsync, env=self.env)
+                                                     free_base_port(2 * nodes), fsync=fsync, env=self.env,
+                                                     https=https)
         except BaseException:
             localcluster.down(root)  # never leave half a cluster running
             raise
