@@ -6,31 +6,35 @@ grant it per cluster (`clusters: [{id, perm}]`) or per bucket (`buckets: [{bck, 
 
 from __future__ import annotations
 
-GET = 1 << 0
-OBJ_HEAD = 1 << 1
-PUT = 1 << 2
-APPEND = 1 << 3
-OBJ_DELETE = 1 << 4
-OBJ_MOVE = 1 << 5
-PROMOTE = 1 << 6
-OBJ_UPDATE = 1 << 7
-BCK_HEAD = 1 << 8
-OBJ_LIST = 1 << 9
-PATCH = 1 << 10
-BCK_SET_ACL = 1 << 11
-LIST_BUCKETS = 1 << 12
-SHOW_CLUSTER = 1 << 13
-CREATE_BUCKET = 1 << 14
-DESTROY_BUCKET = 1 << 15
-MOVE_BUCKET = 1 << 16
-ADMIN = 1 << 17
+from ais.auth import CLUSTER_RO, CLUSTER_RW, RO, RW, SU, Perm
 
-ACCESS_RO = GET | OBJ_HEAD | BCK_HEAD | OBJ_LIST
-ACCESS_RW = ACCESS_RO | PUT | APPEND | OBJ_DELETE | OBJ_MOVE   # PROMOTE is granted explicitly
-CLUSTER_ACCESS_RO = LIST_BUCKETS | SHOW_CLUSTER
-CLUSTER_ACCESS_RW = CLUSTER_ACCESS_RO | CREATE_BUCKET | DESTROY_BUCKET | MOVE_BUCKET
+# The bits are the cluster's own (ais.auth.Perm): the service that grants them and the nodes
+# that check them cannot disagree. Short names as the SDK's `AccessAttr` spells them.
+GET = int(Perm.GET)
+OBJ_HEAD = int(Perm.HEAD_OBJECT)
+PUT = int(Perm.PUT)
+APPEND = int(Perm.APPEND)
+OBJ_DELETE = int(Perm.DELETE_OBJECT)
+OBJ_MOVE = int(Perm.MOVE_OBJECT)
+PROMOTE = int(Perm.PROMOTE)
+OBJ_UPDATE = int(Perm.UPDATE_OBJECT)
+BCK_HEAD = int(Perm.HEAD_BUCKET)
+OBJ_LIST = int(Perm.LIST_OBJECTS)
+PATCH = int(Perm.PATCH)
+BCK_SET_ACL = int(Perm.SET_BUCKET_ACL)
+LIST_BUCKETS = int(Perm.LIST_BUCKETS)
+SHOW_CLUSTER = int(Perm.SHOW_CLUSTER)
+CREATE_BUCKET = int(Perm.CREATE_BUCKET)
+DESTROY_BUCKET = int(Perm.DESTROY_BUCKET)
+MOVE_BUCKET = int(Perm.MOVE_BUCKET)
+ADMIN = int(Perm.ADMIN)
+
+ACCESS_RO = int(RO)
+ACCESS_RW = int(RW)   # PROMOTE is granted explicitly
+CLUSTER_ACCESS_RO = int(CLUSTER_RO)
+CLUSTER_ACCESS_RW = int(CLUSTER_RW)
 ACCESS_BUCKET_ADMIN = PATCH | BCK_SET_ACL | OBJ_UPDATE
-ACCESS_SU = ACCESS_RW | PROMOTE | ACCESS_BUCKET_ADMIN | CLUSTER_ACCESS_RW | ADMIN
+ACCESS_SU = int(SU)
 
 UINT64_MAX = (1 << 64) - 1
 
