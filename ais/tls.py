@@ -36,6 +36,22 @@ def client_context(net: NetSection) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=net.ca_cert or None)
 
 
+def user_context(ca_cert: str | None = None, skip_verify: bool | None = None) -> ssl.SSLContext:
+    """How a client (ours, the CLI) checks a cluster's certificate, as the SDK does it: against
+    `ca_cert` / AIS_CLIENT_CA, not at all with `skip_verify` / AIS_SKIP_VERIFY_CRT, else the
+    system's CAs."""
+    if skip_verify is None:
+        flag = os.environ.get("AIS_SKIP_VERIFY_CRT", os.environ.get("AIS_SKIP_VERIFY", ""))
+        skip_verify = flag.lower() in ("1", "true", "t", "yes")
+    if skip_verify:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    ca = ca_cert if ca_cert is not None else os.environ.get("AIS_CLIENT_CA", "")
+    return ssl.create_default_context(cafile=os.path.expanduser(ca) if ca else None)
+
+
 def scheme(net: NetSection) -> str:
     return "https" if net.use_https else "http"
 

@@ -26,6 +26,7 @@ from ais.authn.config import parse_lifetime_s
 from ais.cli import render
 from ais.cli.common import CommandError, bucket_arg, load_config, saved_token, token_path
 from ais.cli.render import table
+from ais.tls import user_context
 
 DEFAULT_AUTHN_URL = "http://127.0.0.1:52001"
 TIMEOUT_S = 30.0
@@ -53,7 +54,7 @@ def call(method: str, path: str, body: Any = None, *, token: str | None = None, 
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S, context=user_context()) as resp:
             text = resp.read().decode()
     except urllib.error.HTTPError as exc:
         raise CommandError(_error_text(exc, token)) from None

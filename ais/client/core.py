@@ -17,7 +17,6 @@ import asyncio
 import base64
 import json
 import os
-import ssl
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Iterable, Mapping, Sequence, Union
@@ -38,6 +37,7 @@ from ais.client.types import (BatchEntry, BatchItem, JobStatus, ListEntry, ListP
 from ais.cmap import ClusterMap
 from ais.errors import AisError
 from ais.names import Bucket, make_bucket
+from ais.tls import user_context
 
 BucketLike = Union[str, Bucket]
 Body = Union[bytes, bytearray, memoryview, str, AsyncIterator[bytes], Iterable[bytes]]
@@ -130,17 +130,6 @@ class ApiAnswer:
         return self.data.decode("utf-8", "replace").strip()
 
 
-def _tls(ca_cert: str | None, skip_verify: bool | None) -> "ssl.SSLContext | bool":
-    """How HTTPS endpoints are checked, as the SDK does it: `ca_cert` / AIS_CLIENT_CA, or
-    nothing with `skip_verify` / AIS_SKIP_VERIFY_CRT; otherwise the system's CAs."""
-    if skip_verify is None:
-        skip_verify = os.environ.get("AIS_SKIP_VERIFY_CRT", os.environ.get("AIS_SKIP_VERIFY", "")).lower() in ("1", "true", "t", "yes")
-    if skip_verify:
-        return False
-    ca = ca_cert if ca_cert is not None else os.environ.get("AIS_CLIENT_CA", "")
-    return ssl.create_default_context(cafile=ca) if ca else True
-
-
 class AsyncClient:
     """Async client of the native API.
 
@@ -170,7 +159,7 @@ class AsyncClient:
         self._own_transport = transport is None
         self._transport: Transport = transport or AiohttpTransport(max_connections=max_connections,
                                                                    headers=self._headers,
-                                                                   ssl=_tls(ca_cert, skip_verify))
+                                                                   ssl=user_context(ca_cert, skip_verify))
         self._map_fetch: tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
