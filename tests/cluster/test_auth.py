@@ -289,3 +289,23 @@ def test_s3_key_of_a_writer(auth_cluster: Cluster, data: str) -> None:
     s3.copy_object(Bucket=data, Key="s3w-copy", CopySource={"Bucket": data, "Key": "s3w"})
     s3.delete_object(Bucket=data, Key="s3w")
     s3.delete_object(Bucket=data, Key="s3w-copy")
+
+
+def test_unsigned_join_and_metasync_are_refused(auth_cluster: Cluster) -> None:
+    primary = auth_cluster.spec.primary
+    intra = f"http://127.0.0.1:{primary.intra_port}"
+    node = {"daemon_id": "intruder", "daemon_type": "target",
+            "public_net": {"direct_url": "http://127.0.0.1:1"}, "intra_control_net": {"direct_url": "http://127.0.0.1:2"}}
+    for secret in (None, "wrong-secret"):
+        headers = {"Ais-Join-Sig": secret} if secret else {}
+        r = requests.post(f"{intra}/v1/cluster/autoreg", json=node, headers=headers, timeout=10)
+        assert r.status_code == 403 and "secret" in r.text, r.text
+    t = auth_cluster.targets[0]
+    r = requests.put(f"http://127.0.0.1:{t.intra_port}/v1/metasync", json={"smap": {}}, timeout=10)
+    assert r.status_code == 403 and "secret" in r.text, r.text
+    # the control plane is not on the public listener at all
+    r = requests.post(f"{auth_cluster.endpoint}/v1/cluster/autoreg", json=node, timeout=10,
+                      headers={"Authorization": f"Bearer {_token('root', admin=True)}"})
+    assert r.status_code in (404, 405), r.text
+    smap = requests.get(f"{auth_cluster.endpoint}/v1/daemon?what=smap", timeout=10).json()
+    assert "intruder" not in smap["tmap"]
