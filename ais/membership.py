@@ -183,7 +183,7 @@ class MetaStore:
             smap = ClusterMap.from_wire(payload["smap"]) if payload.get("smap") else None
             bmd = BucketMD.from_wire(payload["bmd"]) if payload.get("bmd") else None
             docs = {d.attr: d.cls.from_wire(payload[d.wire]) for d in DOCS if payload.get(d.wire)}
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:   # e.g. a list where a map belongs
             raise BadMessage(f"malformed metasync payload: {exc}") from exc
         return await self.apply(smap, bmd, **docs)
 

@@ -139,8 +139,8 @@ def _int(d: Mapping[str, Any], key: str, where: str) -> int:
     raw = ci_get(d, key, 0)
     if raw is None:
         return 0
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise BadRequest(f"invalid {where}.{key} {raw!r}: expected an integer")
+    if isinstance(raw, bool) or not isinstance(raw, int) or not -2**63 <= raw < 2**63:   # an int64, as in Go
+        raise BadRequest(f"invalid {where}.{key} {raw!r:.40}: expected an integer (int64)")
     return raw
 
 
@@ -199,8 +199,8 @@ def _entry(d: Mapping[str, Any], where: str, default: Bucket | None,
         else:
             raise BadRequest(f"invalid {where}: no bucket (name one in the entry or in the path /v1/ml/moss/<bucket>)")
     archpath = ci_get(d, "archpath", "") or ""
-    if not isinstance(archpath, str):
-        raise BadRequest(f"invalid {where}.archpath {archpath!r}: expected a string")
+    if not isinstance(archpath, str) or "\x00" in archpath or not names.is_utf8(archpath):
+        raise BadRequest(f"invalid {where}.archpath {archpath!r:.200}: expected a UTF-8 string without NUL")
     start, length = _int(d, "start", where), _int(d, "length", where)
     if start < 0:
         raise BadRequest(f"invalid {where}.start {start}: must be >= 0")

@@ -136,6 +136,8 @@ def check_object_name(name: str) -> str:
         raise InvalidName(f"object name is longer than {apc.MAX_OBJ_NAME_BYTES} bytes")
     if "\x00" in name:
         raise InvalidName("object name contains a NUL byte")
+    if not is_utf8(name):   # a lone surrogate from a JSON escape: no file name, no msgpack string
+        raise InvalidName(f"object name {name!r:.200} is not valid UTF-8")
     if name.startswith("/"):
         raise InvalidName(f"object name {name!r} is an absolute path")
     for seg in name.split("/"):
@@ -146,6 +148,25 @@ def check_object_name(name: str) -> str:
         if len(seg.encode("utf-8", "surrogatepass")) > 255:
             raise InvalidName(f"object name {name!r} has a path segment longer than 255 bytes")
     return name
+
+
+def is_utf8(text: str) -> bool:
+    """Text that encodes as UTF-8: no lone surrogates (JSON's `\\ud800`, or aiohttp's
+    `surrogateescape` for header bytes that are not UTF-8)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def check_header_text(value: str, what: str) -> str:
+    """A value that will be sent back in a response header (custom metadata, S3 `response-*`
+    overrides): printable UTF-8, so the answer can be written at all (aiohttp refuses CR/LF in a
+    header, and cannot encode a lone surrogate: the connection would just drop)."""
+    if not is_utf8(value) or any(c < " " and c != "\t" or c == "\x7f" for c in value):
+        raise BadRequest(f"invalid {what} {value!r:.200}: control characters and invalid UTF-8 are not allowed")
+    return value
 
 
 def check_prepend(prepend: Any) -> str:
@@ -162,6 +183,15 @@ def check_prepend(prepend: Any) -> str:
             raise InvalidName(f"invalid prepend {prepend!r:.200}: destination names would be invalid "
                               f"({exc.message})") from None
     return prepend
+
+
+def prop_names(value: Any) -> set[str]:
+    """The `props` of an intra-cluster listing request: a list of property names (None: none)."""
+    if value is None:
+        return set()
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise BadMessage(f"'props' must be a list of property names, got {value!r:.100}")
+    return set(value)
 
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}

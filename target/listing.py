@@ -102,8 +102,10 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, dict):
         raise BadMessage("list page request must be a JSON object")
     prefix, after = str(body.get("prefix", "")), str(body.get("after", ""))
-    limit = int(body.get("limit", apc.MAX_PAGE_SIZE))
-    props = set(body.get("props") or [])
+    limit = body.get("limit", apc.MAX_PAGE_SIZE)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= apc.MAX_PAGE_SIZE:
+        raise BadMessage(f"list page request: 'limit' must be an integer 0..{apc.MAX_PAGE_SIZE}, got {limit!r:.40}")
+    props = names.prop_names(body.get("props"))
     time_format = str(body.get("time_format", ""))
     arch_dir = bool(body.get("arch_dir", False))
     pages = []

@@ -841,9 +841,11 @@ async def patch_object(request: web.Request) -> web.StreamResponse:
     if not isinstance(msg.value, dict) or not all(isinstance(k, str) for k in msg.value):
         raise BadMessage("custom metadata must be a JSON object of string keys")
     custom = {k: str(v) for k, v in msg.value.items()}
-    for k in custom:
+    for k, v in custom.items():
         if not k or "=" in k or "," in k:
             raise BadRequest(f"invalid custom metadata key {k!r}: must be non-empty without '=' or ','")
+        names.check_header_text(k, "custom metadata key")   # both travel in the Ais-Custom-Md header
+        names.check_header_text(v, f"custom metadata value of {k!r}")
     replace_all = names.parse_bool(request.query.get(apc.Q_NEW_CUSTOM), apc.Q_NEW_CUSTOM)
     mp, path = ctx.mountpaths.object_path(bck, obj)
     async with ctx.object_lock(bck.object_uname(obj)):

@@ -416,9 +416,12 @@ async def list_remote_page(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise BadMessage("remote list request must be a JSON object")
-    props = set(body.get("props") or [])
+    props = names.prop_names(body.get("props"))
+    limit = body.get("limit", 1000)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 1000:
+        raise BadMessage(f"remote list request: 'limit' must be an integer 1..1000, got {limit!r:.40}")
     page = await (await ctx.backend(bck)).list_page(bck.name, str(body.get("prefix", "")),
-                                                          str(body.get("token", "")), int(body.get("limit", 1000)))
+                                                          str(body.get("token", "")), limit)
     names_ = [e.name for e in page.entries]
     local = await cached_entries(ctx, bck, names_, props)
     from target.listing import ENTRY_IS_CACHED
@@ -496,5 +499,5 @@ async def have_objects(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, dict) or not isinstance(body.get("names"), list):
         raise BadMessage("expected {names: [...], props: [...]}")
     names_ = [names.check_object_name(str(n)) for n in body["names"]]
-    found = await local_entries(ctx, bck, names_, set(body.get("props") or []))
+    found = await local_entries(ctx, bck, names_, names.prop_names(body.get("props")))
     return web.Response(body=msgpack.packb(found), content_type=apc.MSGPACK)

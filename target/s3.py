@@ -48,7 +48,7 @@ from aiohttp import web
 
 from ais import apc, names
 from ais.cmap import Node
-from ais.errors import InvalidName, ObjectNotFound, RangeNotSatisfiable, ServiceUnavailable
+from ais.errors import AisError, InvalidName, ObjectNotFound, RangeNotSatisfiable, ServiceUnavailable
 from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import sigv4
@@ -264,6 +264,17 @@ def _check_preconditions(request: web.Request, meta: ObjectMeta, headers: dict[s
     return None
 
 
+def _override(query: Mapping[str, str], headers: dict[str, str]) -> None:
+    """The `response-*` query parameters of GetObject, as the headers they name; a value that
+    cannot be a header (CR/LF: header injection) is InvalidArgument, not a dropped connection."""
+    for name, header in _OVERRIDES.items():
+        if name in query:
+            try:
+                headers[header] = names.check_header_text(query[name], name)
+            except AisError as exc:
+                raise InvalidArgument(exc.message, details={"ArgumentName": name}) from None
+
+
 def _range(header: str | None, size: int, headers: dict[str, str]) -> tuple[int, int, int]:
     """(status, offset, count) for a Range header; a malformed one is ignored, as S3 does.
     `headers` gets the Content-Range of a 206 and loses the whole-object checksums."""
@@ -322,9 +333,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         headers = _s3_headers(ctx, bck, key, mp, meta, _checksum_mode(request))
         if (not_modified := _check_preconditions(request, meta, headers)) is not None:
             return not_modified
-        for name, header in _OVERRIDES.items():
-            if name in request.query:
-                headers[header] = request.query[name]
+        _override(request.query, headers)
         status, offset, count = _range(request.headers.get("Range"), meta.size, headers)
         ctx.metrics.bytes_out.labels(verb="GET").inc(count)
         # 6. answer: bytes in hand, or sendfile
@@ -354,9 +363,7 @@ async def _cold_get(request: web.Request, ctx: TargetContext, bck: Bucket, key: 
                     props: Mapping[str, Any]) -> web.StreamResponse:
     """GetObject of a remote object the cluster lacks: fetched once, streamed meanwhile."""
     def range_of(attrs: RemoteAttrs, headers: dict[str, str]) -> tuple[int, int, int]:
-        for name, header in _OVERRIDES.items():
-            if name in request.query:
-                headers[header] = request.query[name]
+        _override(request.query, headers)
         return _range(request.headers.get("Range"), attrs.size, headers)
     remote.admit_cold(ctx, bck, key)
     try:

@@ -64,9 +64,13 @@ async def start_job(request: web.Request) -> web.StreamResponse:
     if kind not in KINDS:
         raise BadRequest(f"unknown job kind {kind!r}")
 
+    job_id, msg = body.get("id"), body.get("msg") or {}
+    if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or not str(job_id) or not isinstance(msg, dict):
+        raise BadMessage("job request: expected {id, kind, src, dst, msg: {...}}")
+
     def bck(d: Any) -> Bucket | None:
         return names.bucket_from_wire(d) if d else None
-    job = KINDS[kind](ctx, str(body["id"]), bck(body.get("src")), bck(body.get("dst")), dict(body.get("msg") or {}))
+    job = KINDS[kind](ctx, str(job_id), bck(body.get("src")), bck(body.get("dst")), dict(msg))
     request.app[JOBS].start(job)
     return web.json_response(job.snap())
 

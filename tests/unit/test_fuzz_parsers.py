@@ -85,6 +85,7 @@ def test_object_name_never_escapes_its_bucket(name: str) -> None:
     if ok is None:
         return
     assert ok == name
+    ok.encode("utf-8")   # a file name, a msgpack string, a header value
     root = "/mp/@ais/b/%ob"
     joined = posixpath.normpath(posixpath.join(root, name))
     assert joined.startswith(root + "/"), name
@@ -161,6 +162,11 @@ def test_small_value_parsers(text: str) -> None:
     size = raises_only(lambda: names.parse_size(text))
     assert size is None or (isinstance(size, int) and size >= 0)
     raises_only(lambda: names.parse_duration_s(text), ValueError)
+    header = raises_only(lambda: names.check_header_text(text, "value"))
+    if header is not None:   # what aiohttp will write into a response header
+        assert "\r" not in header and "\n" not in header and "\x00" not in header
+        header.encode("utf-8")
+    raises_only(lambda: names.prop_names(text))
 
 
 # --- ranges -----------------------------------------------------------------------------------
@@ -206,13 +212,24 @@ def test_s3_ranges(header: str, size: int) -> None:
 @given(json_values | dict_with(["in", "mime", "coer", "onob", "strm", "coloc"])
        | st.builds(lambda entries: {"in": entries},
                    st.lists(dict_with(["objname", "bucket", "provider", "uname", "archpath", "start", "length",
-                                       "opaque"]), min_size=1, max_size=3)))
+                                       "opaque"]), min_size=1, max_size=3))
+       | st.builds(lambda obj, arch, start, length: {"in": [{"objname": obj, "archpath": arch, "start": start,
+                                                            "length": length}]},
+                   st.sampled_from(["o", "d/o", "../o"]), st.sampled_from(["", "m.txt", "\x00", "\ud800"]),
+                   st.integers(-2, 2**70), st.integers(-2, 2**70)))
 def test_batch_request(body: Any) -> None:
     req = raises_only(lambda: moss.parse_request(body, names.make_bucket("b")))
     if req is not None:
+        from target.moss import _entry_wire, parse_entries
         for e in req.entries:
             names.check_object_name(e.obj)
             raises_only(lambda e=e: e.resolve_range(10))
+        # what peers exchange: a parsed request always packs, and reads back the same
+        wire = msgpack.packb({"entries": [_entry_wire(e) for e in req.entries]})
+        assert parse_entries(wire) == [e if not e.opaque else
+                                       moss.BatchEntry(e.bck, e.obj, e.archpath, e.start, e.length)
+                                       for e in req.entries]
+        json.dumps(req.to_wire())
 
 
 # --- templates --------------------------------------------------------------------------------
