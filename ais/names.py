@@ -82,7 +82,8 @@ def bucket_from_wire(d: Mapping[str, Any]) -> Bucket:
     ns = (d.get("namespace") or {}) if isinstance(d, Mapping) else None
     if not isinstance(d, Mapping) or not isinstance(ns, Mapping):
         raise BadMessage(f"expected a bucket {{name, provider, namespace: {{uuid, name}}}}, got {d!r:.200}")
-    name, provider, ns_uuid, ns_name = d.get("name"), d.get("provider") or "", ns.get("uuid") or "", ns.get("name") or ""
+    name, provider = d.get("name"), d.get("provider") or ""
+    ns_uuid, ns_name = ns.get("uuid") or "", ns.get("name") or ""
     if not name or not isinstance(name, str) or not isinstance(provider, str) \
             or not isinstance(ns_uuid, str) or not isinstance(ns_name, str):
         raise BadMessage(f"expected a bucket {{name, provider, namespace: {{uuid, name}}}} of strings, got {d!r:.200}")
