@@ -51,7 +51,9 @@ class IntraClient:
         self.signer: Callable[[str, URL], Mapping[str, str]] | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=512, limit_per_host=128, keepalive_timeout=30, ssl=self.tls)
+        # idle connections are dropped before a peer's listener would (net.header_read_timeout_s,
+        # 30 s by default, also closes idle keep-alive connections): no request on a closing socket
+        connector = aiohttp.TCPConnector(limit=512, limit_per_host=128, keepalive_timeout=15, ssl=self.tls)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, middlewares=(self._sign,))
 
     async def _sign(self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:

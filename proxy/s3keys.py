@@ -29,8 +29,8 @@ from ais.web import read_json
 from proxy.buckets import PRIMARY, forward_to_primary
 from proxy.context import CTX
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
-_SECRET_RE = re.compile(r"^[A-Za-z0-9/+=]{16,128}$")
+_KEY_RE = re.compile(r"[A-Za-z0-9]{16,128}")        # fullmatch: `$` would admit a final newline
+_SECRET_RE = re.compile(r"[A-Za-z0-9/+=]{16,128}")
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
@@ -85,9 +85,9 @@ async def add_key(request: web.Request) -> web.StreamResponse:
         return await forward_to_primary(request, ctx, json.dumps({**body, "binding": binding}).encode())
     ak = str(body.get("access_key") or "AK" + "".join(random.choice(_ALNUM) for _ in range(18)))
     sk = str(body.get("secret_key") or random.token_urlsafe(30).replace("-", "+").replace("_", "/"))
-    if not _KEY_RE.match(ak):
+    if not _KEY_RE.fullmatch(ak):
         raise BadRequest("access key must be 16-128 letters or digits")
-    if not _SECRET_RE.match(sk):
+    if not _SECRET_RE.fullmatch(sk):
         raise BadRequest("secret key must be 16-128 characters of A-Z a-z 0-9 / + =")
 
     def add(keys: AccessKeys) -> AccessKeys:
