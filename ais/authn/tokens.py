@@ -3,7 +3,7 @@
 HS256 with a shared secret, or RS256 with a private key (generated on first start) whose public
 half is published as a JWKS for OIDC-style discovery. The claims, which clusters verify:
 
-    {"sub", "username", "iat", "exp", "admin": bool,
+    {"sub", "username", "iat", "exp", "jti", "admin": bool,
      "clusters": [{"id": "<cluster uuid>", "perm": "<uint64>"}],
      "buckets": [{"bck": {"name", "provider", "namespace": {"uuid", "name"}}, "perm": "<uint64>"}]}
 
@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import time
 from typing import Any, Iterable, Mapping
 
@@ -61,7 +62,10 @@ class Signer:
         return self.algorithm == "RS256"
 
     def sign(self, claims: Mapping[str, Any]) -> str:
+        """Every token unique (`jti`): two logins within the same second would otherwise sign the
+        same bytes, and revoking one would revoke the other."""
         payload = dict(claims)
+        payload.setdefault("jti", secrets.token_hex(8))
         headers = None
         if self.is_asymmetric:
             payload.setdefault("iss", self.issuer)
@@ -106,7 +110,7 @@ class Signer:
         return {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
                 "id_token_signing_alg_values_supported": [self.algorithm],
                 "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
-                "claims_supported": ["sub", "username", "iat", "exp", "iss", "admin", "clusters", "buckets"]}
+                "claims_supported": ["sub", "username", "iat", "exp", "jti", "iss", "admin", "clusters", "buckets"]}
 
 
 def load_or_create_key(path: str) -> rsa.RSAPrivateKey:

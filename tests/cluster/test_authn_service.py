@@ -31,7 +31,7 @@ from tests.authn_service import AuthnService, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
-CLAIMS = {"sub", "username", "iat", "exp", "admin", "clusters", "buckets"}
+CLAIMS = {"sub", "username", "iat", "exp", "jti", "admin", "clusters", "buckets"}
 DAY = 24 * 3600
 
 
