@@ -21,6 +21,25 @@ from ais.errors import AisError
 RoleMain = Callable[[config_mod.Config, asyncio.Event], Awaitable[None]]
 
 
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """A server process's loop: uvloop, then `main(stop)` until it returns; SIGTERM and SIGINT
+    set `stop` (the graceful shutdown). Used by every node and by the AuthN service."""
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a hard dependency; fall back anyway
+        pass
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
 def _load_role(role: str) -> RoleMain:
     found = [ep for ep in entry_points(group="ais.roles") if ep.name == role]
     if not found:
@@ -45,20 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     run_role = _load_role(cfg.node.role)
 
     try:
-        import uvloop
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a hard dependency; fall back anyway
-        pass
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_role(cfg, stop)
-
-    try:
-        asyncio.run(runner())
+        run_until_signalled(lambda stop: run_role(cfg, stop))
     except Exception:
         logging.getLogger("aisnode").exception("node failed")
         sys.exit(1)

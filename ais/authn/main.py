@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from typing import Sequence
 
@@ -19,6 +18,7 @@ from ais.authn.registry import Registry
 from ais.authn.server import NODE_NAME, build_app
 from ais.authn.store import Store, StoreError
 from ais.authn.tokens import Signer
+from ais.node import run_until_signalled
 from ais.web import Listener
 
 log = logging.getLogger("ais.authn")
@@ -47,20 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"aisauthn: cannot start: {exc}") from exc
 
     try:
-        import uvloop
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a hard dependency; fall back anyway
-        pass
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(cfg, registry, signer, stop)
-
-    try:
-        asyncio.run(runner())
+        run_until_signalled(lambda stop: serve(cfg, registry, signer, stop))
     except OSError as exc:   # the port is taken, the address is not ours
         raise SystemExit(f"aisauthn: cannot listen on {cfg.host}:{cfg.port}: {exc}") from exc
     except Exception:

@@ -123,7 +123,7 @@ def node_config(spec: ClusterSpec, node: NodeSpec) -> dict[str, Any]:
     }
 
 
-def _is_our_process(pid: int, cfg_path: str) -> bool:
+def is_node_process(pid: int, cfg_path: str) -> bool:
     """True only if `pid` is a live aisnode started with this config (never signal a stranger)."""
     if pid <= 0:
         return False
@@ -144,7 +144,7 @@ def node_pid_alive(spec: ClusterSpec, node: NodeSpec) -> bool:
     child = _children.get(node.pid)
     if child is not None:
         return child.poll() is None
-    return _is_our_process(node.pid, os.path.join(node.dir(spec.root), "config.json"))
+    return is_node_process(node.pid, os.path.join(node.dir(spec.root), "config.json"))
 
 
 def start_node(spec: ClusterSpec, node: NodeSpec, env: dict[str, str] | None = None) -> None:

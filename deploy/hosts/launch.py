@@ -363,18 +363,9 @@ def run_local(nodes: list[Node], run_dir: str, via: str = "", secret: str = "", 
     wait_ready(nodes, wait_s, alive)
 
 
-def _ours(pid: int, cfg_path: str) -> bool:
-    """True only for a live node process started with this run's config (never signal a stranger)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().split(b"\0")
-    except OSError:
-        return False
-    return b"ais.node" in cmd and cfg_path.encode() in cmd
-
-
 def down_local(run_dir: str, wait_s: float = 15.0) -> int:
     """Stop the nodes `run` started in run_dir (targets first, the primary last). How many were running."""
+    from ais.cli.localcluster import is_node_process   # `run` mode has the project installed; ssh modes need not
     run_dir = os.path.abspath(run_dir)
     cfg_path = os.path.join(run_dir, "ais.json")
     try:
@@ -389,15 +380,15 @@ def down_local(run_dir: str, wait_s: float = 15.0) -> int:
                 pid = int(f.read().strip())
         except (OSError, ValueError):
             continue
-        if not _ours(pid, cfg_path):
+        if not is_node_process(pid, cfg_path):
             continue
         stopped += 1
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _ours(pid, cfg_path):
+        while time.monotonic() < deadline and is_node_process(pid, cfg_path):
             _reap(pid)
             time.sleep(0.05)
-        if _ours(pid, cfg_path):
+        if is_node_process(pid, cfg_path):
             os.kill(pid, signal.SIGKILL)
         _reap(pid)
     return stopped
