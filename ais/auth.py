@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import json
 import os
 import time
 from collections import OrderedDict
@@ -34,19 +33,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 from urllib.parse import quote
 
+import jwt
 from aiohttp import web
 from yarl import URL
 
-from ais import apc, names
+from ais import apc, moss, names
 from ais.config import AuthSection
-from ais.errors import AisError, BadMessage, Forbidden, Unauthorized
+from ais.errors import AisError, Forbidden, Unauthorized
 from ais.names import Bucket
-from ais.web import BODY_READ, read_body
-
-try:  # PyJWT is a declared dependency; imported lazily-safe so `ais` tools start without it
-    import jwt
-except ImportError:  # pragma: no cover
-    jwt = None  # type: ignore[assignment]
+from ais.web import BODY_READ, JSON_READ, action_msg, ci_get, parse_json, read_body
 
 
 class Perm(enum.IntFlag):
@@ -183,8 +178,6 @@ class TokenVerifier:
     CACHE = 4096
 
     def __init__(self, cfg: AuthSection) -> None:
-        if jwt is None:  # pragma: no cover
-            raise AisError("auth is enabled but PyJWT is not installed")
         self.method = cfg.signature_method.upper()
         if self.method not in ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512"):
             raise ValueError(f"auth.signature_method {cfg.signature_method!r}: expected HS256/384/512 or RS256/384/512")
@@ -365,25 +358,30 @@ OBJECT_VERBS = {"GET": Perm.GET, "HEAD": Perm.HEAD_OBJECT, "PUT": Perm.PUT,
                 "DELETE": Perm.DELETE_OBJECT, "PATCH": Perm.UPDATE_OBJECT}
 
 
-def needs_action(method: str, path: str) -> bool:
-    """Routes whose permission depends on the action message in the body (bounded, read first)."""
+def body_limit(method: str, path: str) -> int:
+    """For a route whose permission depends on its JSON body (an action message, a batch
+    request), the most bytes that body may have (its handler's own limit); 0 for the rest."""
     parts = path.split("/")
     if len(parts) < 3 or parts[1] != apc.VERSION:
-        return False
+        return 0
     area = parts[2]
-    if area == "buckets":
-        return len(parts) > 3 or method == "GET"
-    if area == "objects":
-        return method == "POST"
-    return area == "ml" and method == "GET"
+    if area == "ml":
+        return moss.MAX_BODY_BYTES if method == "GET" else 0
+    if (area == "buckets" and (len(parts) > 3 or method == "GET")) or (area == "objects" and method == "POST"):
+        return apc.MAX_CONTROL_BODY_BYTES
+    return 0
 
 
-def requirements(method: str, path: str, query: Mapping[str, str], action: Any) -> list[Need]:
-    """The permissions `method path` needs; `action` is the parsed JSON body of an action route.
-    Anything not listed here is admin-only (deny by default)."""
+def requirements(method: str, path: str, query: Mapping[str, str], body: Any) -> list[Need]:
+    """The permissions `method path` needs; `body` is the parsed JSON body of a route that has a
+    `body_limit`, read the way its handler reads it. Anything not listed here is admin-only
+    (deny by default)."""
     parts = path.split("/")
     area = parts[2] if len(parts) > 2 and parts[1] == apc.VERSION else ""
-    act = action.get("action", "") if isinstance(action, dict) else ""
+    if area == "ml":                                                        # GetBatch: GET on every bucket
+        return [Need(Perm.GET, b) for b in _batch_buckets(parts, query, body)]
+    msg = action_msg(body) if body is not None else None
+    act = msg.action if msg is not None else ""
     if area == "objects" and len(parts) > 3 and parts[3]:
         bck = _bucket(parts[3], query)
         if len(parts) == 4 or (len(parts) == 5 and not parts[4]):     # POST /v1/objects/<bucket>
@@ -404,8 +402,8 @@ def requirements(method: str, path: str, query: Mapping[str, str], action: Any) 
         if method == "HEAD":
             return [Need(Perm.HEAD_BUCKET, bck)]
         if method == "PATCH":
-            value = action.get("value") if isinstance(action, dict) else None
-            extra = Perm.SET_BUCKET_ACL if isinstance(value, dict) and "access" in value else 0
+            value = msg.value if msg is not None else None
+            extra = Perm.SET_BUCKET_ACL if isinstance(value, dict) and ci_get(value, "access") is not None else 0
             return [Need(Perm.PATCH | extra, bck)]
         if method == "GET" and not act:
             return [Need(Perm.LIST_OBJECTS, bck)]
@@ -417,25 +415,16 @@ def requirements(method: str, path: str, query: Mapping[str, str], action: Any) 
         return needs
     if area == "s3" and parts[3:4] == ["keys"]:     # any user: keys of their own (the handler checks)
         return []
-    if area == "ml":                                                        # GetBatch: GET on every bucket
-        return [Need(Perm.GET, b) for b in _batch_buckets(parts, query, action)]
     if area in ("cluster", "daemon", "reverse", "etl") and method == "GET":
         return [Need(Perm.SHOW_CLUSTER)]
     return [Need(Perm.ADMIN)]
 
 
 def _batch_buckets(parts: list[str], query: Mapping[str, str], body: Any) -> list[Bucket]:
+    """The buckets a batch request reads, by the parser its handler uses (entries by name or
+    uname, keys in any case): what is checked is exactly what will be read."""
     default = _bucket(parts[4], query) if len(parts) > 4 and parts[4] else None
-    found: dict[Bucket, None] = {}
-    if default is not None:
-        found[default] = None
-    entries = body.get("in") if isinstance(body, dict) else None
-    for e in entries if isinstance(entries, list) else ():
-        if isinstance(e, dict) and e.get("bucket"):
-            found[names.make_bucket(str(e["bucket"]), str(e.get("provider") or ""), "")] = None
-    if not found:
-        raise BadMessage("batch request names no bucket")
-    return list(found)
+    return moss.parse_request(body, default).buckets
 
 
 def is_public(method: str, path: str, query: Mapping[str, str]) -> bool:
@@ -505,8 +494,8 @@ def middleware(gate: Callable[[], Gate | None], *, s3_prefix: str | None,
             return await handler(request)
         if verify_signed(request, g.key()):
             digest = request.rel_url.query.get(Q_SIG_BODY)
-            if digest is not None:
-                body = await read_body(request)
+            if digest is not None:   # a body the proxy read under the same route's limit
+                body = await read_body(request, body_limit(request.method, path) or apc.MAX_CONTROL_BODY_BYTES)
                 if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), digest):
                     raise Forbidden("the request body differs from the one the proxy authorized")
                 request[BODY_READ] = body
@@ -517,16 +506,13 @@ def middleware(gate: Callable[[], Gate | None], *, s3_prefix: str | None,
                 raise Forbidden("with authentication on, send S3 requests to a proxy")
             return await handler(request)
         principal = g.authenticate(request.headers)
-        action = None
-        if needs_action(request.method, path):
-            body = await read_body(request)
-            request[BODY_READ] = body
-            if body.strip():
-                try:
-                    action = json.loads(body)
-                except (ValueError, UnicodeDecodeError, RecursionError):
-                    action = None   # the handler answers the 400
-        needs = requirements(request.method, path, request.query, action)
+        parsed = None
+        limit = body_limit(request.method, path)
+        if limit:
+            body = await read_body(request, limit)
+            parsed = parse_json(body) if body.strip() else None   # malformed: the 400 its handler would send
+            request[BODY_READ], request[JSON_READ] = body, parsed
+        needs = requirements(request.method, path, request.query, parsed)
         uuid = g.cluster_uuid()
         for need in needs:
             principal.require(need.perm, uuid, need.bucket)

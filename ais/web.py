@@ -32,8 +32,10 @@ ErrorRenderer = Callable[[web.Request, AisError], web.StreamResponse]
 # Set on a request once its response has been prepared: an error after that point can only
 # abort the connection, never send a status.
 STREAMING = "ais.streaming"
-# A control body some middleware has read already (auth, to see the action): `read_body` returns it.
+# A control body some middleware has read already (auth, to see the action): `read_body` returns
+# its bytes and `read_json` its parsed value, so a handler neither reads nor parses it again.
 BODY_READ = "ais.body"
+JSON_READ = "ais.json"
 
 
 def render_native_error(request: web.Request, err: AisError, node: str) -> web.StreamResponse:
@@ -142,6 +144,8 @@ async def read_body(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTE
 
 async def read_json(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTES) -> Any:
     """Read a bounded JSON control body; `None` when empty. Never used on object data."""
+    if JSON_READ in request:
+        return request[JSON_READ]
     body = await read_body(request, limit)
     if not body.strip():
         return None
@@ -183,6 +187,11 @@ async def read_action(request: web.Request, *, required: bool = True) -> ActionM
         if required:
             raise BadMessage("missing action message: expected a JSON body {\"action\": ...}")
         return None
+    return action_msg(body)
+
+
+def action_msg(body: Any) -> ActionMsg:
+    """A parsed JSON body as an action message (keys matched case-insensitively, as Go does)."""
     if not isinstance(body, dict):
         raise BadMessage("action message must be a JSON object")
     action = ci_get(body, "action", "")

@@ -24,7 +24,7 @@ from ais.errors import (AisError, BadMessage, BadRequest, BucketExists, BucketNo
                         ServiceUnavailable, UnknownAction)
 from ais.names import Bucket
 from ais.template import parse_selection
-from ais.web import ActionMsg, ci_get, parse_json, read_action, read_body
+from ais.web import ActionMsg, action_msg, ci_get, parse_json, read_action, read_body
 from proxy.cluster import start_job, wait_job
 from proxy.context import CTX, ProxyContext
 from proxy.membership import PRIMARY, Primary
@@ -220,10 +220,7 @@ async def _read_for_change(request: web.Request) -> tuple[ProxyContext, bytes, A
         return ctx, body, None
     if not body.strip():
         raise BadMessage("missing action message: expected a JSON body {\"action\": ...}")
-    raw = parse_json(body)
-    if not isinstance(raw, dict) or not isinstance(ci_get(raw, "action", ""), str):
-        raise BadMessage("action message must be a JSON object with a string 'action'")
-    return ctx, body, ActionMsg(ci_get(raw, "action", ""), ci_get(raw, "name", "") or "", ci_get(raw, "value"))
+    return ctx, body, action_msg(parse_json(body))
 
 
 async def post_bucket(request: web.Request) -> web.StreamResponse:

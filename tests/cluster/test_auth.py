@@ -188,6 +188,23 @@ def test_signed_redirect_is_bound_to_method_path_and_body(auth_cluster: Cluster,
     assert r2.status_code == 403 and "differs" in r2.text, r2.text
 
 
+def test_batch_get_checks_every_bucket_it_reads(auth_cluster: Cluster, admin: Client, data: str) -> None:
+    other = admin.bucket(f"secret-{uuid.uuid4().hex[:6]}").create()
+    other.object("x").get_writer().put_content(b"secret")
+    tok = {"Authorization": f"Bearer {_token('reader', buckets={data: int(RO)})}"}
+    url = f"{auth_cluster.endpoint}/v1/ml/moss/{data}"
+    for entry in ({"objname": "x", "bucket": other.name}, {"objname": "x", "Bucket": other.name},
+                  {"uname": f"ais/@#/{other.name}/x"}):
+        r = requests.get(url, json={"in": [{"objname": "o0"}, entry]}, headers=tok, timeout=10)
+        assert r.status_code == 403 and other.name in r.text, (entry, r.text)
+    # a batch request bigger than a control body (1 MiB) is read whole, under the batch limit
+    root = {"Authorization": f"Bearer {_token('root', admin=True)}"}
+    entries = [{"objname": "o0", "opaque": f"{i:0100d}"} for i in range(12_000)]
+    r = requests.get(url, json={"in": entries}, headers=root, timeout=60)
+    assert r.status_code == 200, r.text[:300]
+    assert r.content.count(b"payload 0") == 12_000
+
+
 def test_expired_and_revoked_tokens(auth_cluster: Cluster, data: str) -> None:
     expired = _token("reader", buckets={data: int(RO)}, ttl=-10)
     r = requests.get(f"{auth_cluster.endpoint}/v1/objects/{data}/o0", headers={"Authorization": f"Bearer {expired}"},

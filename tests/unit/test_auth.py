@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from ais import names
-from ais.auth import (CLUSTER_RO, RO, RW, SU, AuthMD, Perm, Principal, TokenVerifier, requirements, sign_header,
-                      sign_location, verify_signed)
+from ais.auth import (CLUSTER_RO, RO, RW, SU, AuthMD, Perm, Principal, TokenVerifier, body_limit, requirements,
+                      sign_header, sign_location, verify_signed)
 from ais.config import AuthSection
-from ais.errors import Forbidden, Unauthorized
+from ais.errors import BadRequest, Forbidden, Unauthorized
 
 UUID = "clu5ter"
 KEY = "ab" * 32
@@ -88,6 +88,15 @@ def test_requirements_per_route_and_action() -> None:
     assert _needs("PATCH", "/v1/buckets/b", action={"value": {"access": "1"}}) == [(Perm.PATCH | Perm.SET_BUCKET_ACL, "b")]
     assert _needs("GET", "/v1/ml/moss/b", action={"in": [{"objname": "x"}, {"objname": "y", "bucket": "c"}]}) == \
         [(Perm.GET, "b"), (Perm.GET, "c")]
+    # the body is read the way its handler reads it: keys in any case, entries by uname too
+    assert _needs("GET", "/v1/ml/moss/b", action={"in": [{"objname": "x", "Bucket": "c"}, {"uname": "ais/@#/d/y"}]}) == \
+        [(Perm.GET, "c"), (Perm.GET, "d")]
+    assert _needs("DELETE", "/v1/buckets/b", action={"Action": "destroy-bck"}) == [(Perm.DESTROY_BUCKET, "")]
+    assert _needs("PATCH", "/v1/buckets/b", action={"Value": {"Access": "1"}}) == [(Perm.PATCH | Perm.SET_BUCKET_ACL, "b")]
+    with pytest.raises(BadRequest):
+        _needs("POST", "/v1/objects/b/o", action=["not", "an", "action"])
+    assert body_limit("GET", "/v1/ml/moss") > body_limit("POST", "/v1/buckets/b") > 0
+    assert body_limit("PUT", "/v1/objects/b/o") == body_limit("GET", "/v1/cluster") == 0
     assert _needs("GET", "/v1/cluster") == [(Perm.SHOW_CLUSTER, "")]
     for method, path in (("PUT", "/v1/cluster"), ("POST", "/v1/etl"), ("PUT", "/v1/etl"), ("DELETE", "/v1/tokens"),
                          ("GET", "/v1/sort"), ("PUT", "/v1/cluster/set-config")):
