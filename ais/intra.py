@@ -41,7 +41,7 @@ def peer_message(status: int, text: str) -> str:
 
 
 class IntraClient:
-    def __init__(self, timeouts: TimeoutsSection, caller_id: str, tls: "ssl.SSLContext | bool" = True) -> None:
+    def __init__(self, timeouts: TimeoutsSection, caller_id: str, tls: ssl.SSLContext | bool = True) -> None:
         self.timeouts = timeouts
         self.tls = tls   # how peers' certificates are checked (ais.tls.client_context)
         self.caller_id = caller_id

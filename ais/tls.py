@@ -29,11 +29,9 @@ def server_context(net: NetSection) -> ssl.SSLContext | None:
     return ctx
 
 
-def client_context(net: NetSection) -> ssl.SSLContext | bool:
-    """For aiohttp's connector: a verifying context, or False (no verification) with skip_verify."""
-    if net.skip_verify:
-        return False
-    return ssl.create_default_context(cafile=net.ca_cert or None)
+def client_context(net: NetSection) -> ssl.SSLContext:
+    """How a node checks its peers: by `net.ca_cert` and `net.skip_verify` (not AIS_CLIENT_CA)."""
+    return user_context(net.ca_cert, net.skip_verify)
 
 
 def user_context(ca_cert: str | None = None, skip_verify: bool | None = None) -> ssl.SSLContext:
@@ -62,6 +60,12 @@ class SelfSigned:
     server_crt: str
     server_key: str
 
+    @classmethod
+    def in_dir(cls, directory: str) -> "SelfSigned":
+        """Where `make_self_signed(directory)` keeps them."""
+        return cls(os.path.join(directory, "ca.crt"), os.path.join(directory, "server.crt"),
+                   os.path.join(directory, "server.key"))
+
 
 def make_self_signed(directory: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
                      days: int = 365) -> SelfSigned:
@@ -72,8 +76,7 @@ def make_self_signed(directory: str, hosts: tuple[str, ...] = ("127.0.0.1", "loc
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     os.makedirs(directory, exist_ok=True)
-    out = SelfSigned(os.path.join(directory, "ca.crt"), os.path.join(directory, "server.crt"),
-                     os.path.join(directory, "server.key"))
+    out = SelfSigned.in_dir(directory)
     if all(os.path.exists(p) for p in (out.ca_cert, out.server_crt, out.server_key)):
         return out
     now = datetime.datetime.now(datetime.timezone.utc)

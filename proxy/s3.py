@@ -21,13 +21,13 @@ import aiohttp
 from aiohttp import web
 
 from ais import apc, names
-from ais.auth import Perm, Principal, perm_names
+from ais.auth import Perm, Principal
 from ais.errors import AisError, NotFound, ServiceUnavailable
 from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import errors as s3e
 from ais.s3 import sigv4
-from ais.s3.web import MAX_XML_BYTES, element, read_xml, render_s3_error, xml_response
+from ais.s3.web import COPY_SOURCE, MAX_XML_BYTES, element, parse_copy_source, read_xml, render_s3_error, xml_response
 from ais.web import STREAMING, read_body
 from proxy import relay
 from proxy.buckets import PRIMARY, create_bucket, merged_page
@@ -165,9 +165,7 @@ def _authorize_copy_source(request: web.Request, ctx: ProxyContext) -> None:
     """CopyObject reads its source: the key's user needs GET there too."""
     if ctx.gate is None:
         return
-    source = unquote(request.headers["x-amz-copy-source"]).lstrip("/").split("?", 1)[0]
-    name = source.split("/", 1)[0]
-    src = lookup(ctx, names.make_bucket(name)) if name else None
+    src = lookup(ctx, parse_copy_source(request.headers[COPY_SOURCE])[0])
     access_key = request.get(_ACCESS_KEY)
     if src is not None and access_key:
         _authorize(ctx, access_key, Perm.GET, src)
@@ -183,9 +181,7 @@ def _authorize(ctx: ProxyContext, access_key: str, perm: int, bck: Bucket | None
     md = ctx.store.auth
     if principal.token_id and md is not None and md.is_revoked(principal.token_id):
         raise s3e.AccessDenied("the token this access key was made with has been revoked")
-    if not principal.allows(perm, ctx.smap.uuid, bck):
-        what = f" on {bck.cname}" if bck is not None else ""
-        raise s3e.AccessDenied(f"user {principal.user!r} is not allowed to {perm_names(perm)}{what}")
+    principal.require(perm, ctx.smap.uuid, bck)   # Forbidden: rendered as AccessDenied
 
 
 def _verify(request: web.Request, auth: sigv4.SigV4Auth | sigv4.SigV2Auth, secret: str,
@@ -491,7 +487,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     bck = _bucket(request)
     verified = authenticate(request, ctx, _OBJECT_PERMS.get(request.method, Perm.ADMIN), bck)
-    if request.method == "PUT" and "x-amz-copy-source" in request.headers:   # CopyObject / UploadPartCopy
+    if request.method == "PUT" and COPY_SOURCE in request.headers:   # CopyObject / UploadPartCopy
         _authorize_copy_source(request, ctx)
     bck = _existing(ctx, bck)
     ctx.limiter.check(bck, ctx.bmd.get(bck) or {}, request.method, len(ctx.smap.proxies))

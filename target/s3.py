@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, AsyncIterator, BinaryIO, Mapping
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 from xml.etree import ElementTree
 
 import aiohttp
@@ -59,7 +59,7 @@ from ais.s3.chunked import ChunkedDecoder, decoded_length as _decoded_length
 from ais.s3.errors import (EntityTooSmall, InvalidArgument, InvalidBucketName, InvalidPart, InvalidPartOrder,
                            InvalidRange, InvalidRequest, MalformedXML, NoSuchKey, NoSuchUpload, PreconditionFailed,
                            S3Error, S3NotImplemented, error_class)
-from ais.s3.web import element, read_xml, xml_response
+from ais.s3.web import COPY_SOURCE, element, parse_copy_source, read_xml, xml_response
 from target import remote
 from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
@@ -82,7 +82,6 @@ MIN_PART_BYTES = 5 << 20
 MAX_PART_NUMBER = 10_000
 MAX_LIST = 1000
 PART_XATTR = "user.ais.part"
-COPY_SOURCE = "x-amz-copy-source"
 _NATIVE_PROPS = {"checksum", "version", "etag", "last-modified"}
 # Object subresources AWS has and we do not: NotImplemented, never mistaken for a plain request.
 _UNSUPPORTED = frozenset({"acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "select-type",
@@ -534,19 +533,6 @@ class _Source:
     length: int | None
     custom: dict[str, str]
     checksums: dict[str, str]    # whole-object checksums; empty for a range
-
-
-def parse_copy_source(value: str) -> tuple[Bucket, str]:
-    """`x-amz-copy-source`: `[/]bucket/key[?versionId=...]`, URL-encoded; the version is ignored."""
-    path = unquote(value.split("?", 1)[0]).lstrip("/")
-    bucket, _, key = path.partition("/")
-    if not bucket or not key:
-        raise InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-                              details={"ArgumentName": COPY_SOURCE, "ArgumentValue": value})
-    try:
-        return names.make_bucket(bucket), names.check_object_name(key)
-    except InvalidName as exc:
-        raise InvalidArgument(exc.message, details={"ArgumentName": COPY_SOURCE}) from exc
 
 
 def _copy_range(header: str | None, size: int) -> tuple[int, int]:

@@ -57,12 +57,13 @@ class ClusterSpec:
     https: bool = False     # TLS on every listener, with a self-signed CA in DIR/tls (ais.tls)
 
     @property
-    def tls(self) -> SelfSigned | None:
-        return make_self_signed(os.path.join(self.root, "tls")) if self.https else None
+    def tls_dir(self) -> str:
+        return os.path.join(self.root, "tls")
 
     @property
     def ca_cert(self) -> str:
-        return self.tls.ca_cert if self.https and self.tls else ""
+        """The CA that clients of an https cluster trust; empty for plain http."""
+        return SelfSigned.in_dir(self.tls_dir).ca_cert if self.https else ""
 
     @property
     def primary(self) -> NodeSpec:
@@ -110,8 +111,8 @@ def plan(root: str, proxies: int, targets: int, mountpaths: int, base_port: int,
 def node_config(spec: ClusterSpec, node: NodeSpec) -> dict[str, Any]:
     d = node.dir(spec.root)
     net: dict[str, Any] = {"hostname": "127.0.0.1", "public_port": node.public_port, "intra_port": node.intra_port}
-    tls = spec.tls
-    if tls is not None:
+    if spec.https:   # the CA and certificate are made on the first start
+        tls = make_self_signed(spec.tls_dir)
         net.update(use_https=True, server_crt=tls.server_crt, server_key=tls.server_key, ca_cert=tls.ca_cert)
     return {
         "node": {"role": node.role, "conf_dir": os.path.join(d, "conf")},

@@ -1,22 +1,26 @@
 """aiohttp glue shared by the S3 front end on proxies and targets: the error renderer, the one
-parser of request XML bodies, and small XML helpers."""
+parser of request XML bodies and of `x-amz-copy-source`, and small XML helpers."""
 
 from __future__ import annotations
 
 from typing import Iterable
+from urllib.parse import unquote
 from xml.etree import ElementTree
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from ais.errors import AisError, PayloadTooLarge
+from ais import names
+from ais.errors import AisError, InvalidName, PayloadTooLarge
 from ais.log import request_id
-from ais.s3.errors import MalformedXML, s3_error_from
+from ais.names import Bucket
+from ais.s3.errors import InvalidArgument, MalformedXML, s3_error_from
 from ais.web import read_body
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_TYPE = "application/xml"
+COPY_SOURCE = "x-amz-copy-source"
 MAX_XML_BYTES = 1 << 20   # DeleteObjects of 1,000 keys of 1 KiB; CompleteMultipartUpload of 10,000 parts
 
 
@@ -100,3 +104,16 @@ def parse_xml(body: bytes) -> ElementTree.Element:
 def _qname(name: str) -> str:
     """expat's `namespace}local` as ElementTree's `{namespace}local`."""
     return "{" + name if "}" in name else name
+
+
+def parse_copy_source(value: str) -> tuple[Bucket, str]:
+    """`x-amz-copy-source`: `[/]bucket/key[?versionId=...]`, URL-encoded; the version is ignored."""
+    path = unquote(value.split("?", 1)[0]).lstrip("/")
+    bucket, _, key = path.partition("/")
+    if not bucket or not key:
+        raise InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+                              details={"ArgumentName": COPY_SOURCE, "ArgumentValue": value})
+    try:
+        return names.make_bucket(bucket), names.check_object_name(key)
+    except InvalidName as exc:
+        raise InvalidArgument(exc.message, details={"ArgumentName": COPY_SOURCE}) from exc

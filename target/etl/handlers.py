@@ -147,6 +147,7 @@ async def callback_put(request: web.Request) -> web.StreamResponse:
 
 
 _ETL_JOB_KINDS = ("etl-bck", "etl-listrange")
+JOB_START_WAIT_S = 5.0   # a peer may start sending before the job has started here
 
 
 async def _require_job_destination(request: web.Request, name: str, bck: Bucket) -> None:
@@ -155,15 +156,12 @@ async def _require_job_destination(request: web.Request, name: str, bck: Bucket)
     deadline = asyncio.get_running_loop().time() + JOB_START_WAIT_S
     job = registry.jobs.get(job_id)
     while job is None and job_id and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)   # the job may start here a moment after a peer started sending
+        await asyncio.sleep(0.05)
         job = registry.jobs.get(job_id)
     stages = {str(job.msg.get("id") or ""), *map(str, job.msg.get("pipeline") or ())} if job is not None else set()
     if job is None or job.kind not in _ETL_JOB_KINDS or job.dst != bck or name not in stages:
         raise Forbidden(f"etl[{name}]: writing to {bck.cname} is not part of a transform job of this ETL "
                         f"(job {job_id or '-'})")
-
-
-JOB_START_WAIT_S = 5.0
 
 
 def add_routes(app: web.Application) -> None:
