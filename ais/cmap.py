@@ -120,6 +120,18 @@ class ClusterMap:
             return replace(self, version=self.version + 1, proxies=group)
         return replace(self, version=self.version + 1, targets=group)
 
+    def with_primary(self, node_id: str) -> "ClusterMap":
+        """The next version with proxy `node_id` as the primary (an election or a set-primary)."""
+        if node_id not in self.proxies:
+            raise KeyError(f"no proxy {node_id!r} in the cluster map")
+        return replace(self, version=self.version + 1, primary_id=node_id)
+
+    def electable_proxies(self) -> list[Node]:
+        """Proxies that may become primary, best candidate first: electable, not in maintenance,
+        not the primary, by descending ID digest (reference §3.2 `HrwProxy`)."""
+        return sorted((p for p in self.proxies.values() if p.id != self.primary_id and not p.in_maintenance
+                       and not p.flags & apc.FLAG_NON_ELECTABLE), key=lambda p: p.id_digest, reverse=True)
+
     def without_node(self, node_id: str) -> "ClusterMap":
         return replace(self, version=self.version + 1,
                        proxies={k: v for k, v in self.proxies.items() if k != node_id},

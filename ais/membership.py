@@ -2,7 +2,8 @@
 
 `MetaStore` holds the current cluster map and bucket metadata, accepts only newer versions,
 and persists each before applying it. `ClusterAgent` registers a non-primary node with the
-primary, sends keepalives, and pulls metadata when the primary reports a newer version.
+primary, sends keepalives, pulls metadata when the primary reports a newer version, and
+finds the new primary (or asks for an election, ais/election.py) when the primary is gone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from ais import apc
+from ais import apc, election
 from ais.auth import AuthMD
 from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node, RebalanceMD
 from ais.config import Config, ConfigMD
@@ -135,19 +136,28 @@ class MetaStore:
     async def apply(self, smap: ClusterMap | None = None, bmd: BucketMD | None = None, **docs: Any) -> bool:
         """Accept newer versions only; persist, then apply, then notify. True if anything changed.
         `docs`: new versions of the documents in DOCS, by attribute name."""
+        return await self._apply(smap, bmd, docs, force=False)
+
+    async def adopt(self, smap: ClusterMap | None = None, bmd: BucketMD | None = None, **docs: Any) -> bool:
+        """`apply`, taking the given versions even where not newer: a primary that stepped down
+        adopts the new primary's (its own may hold changes it made but never metasynced)."""
+        return await self._apply(smap, bmd, docs, force=True)
+
+    async def _apply(self, smap: ClusterMap | None, bmd: BucketMD | None, docs: Mapping[str, Any], force: bool) -> bool:
         async with self._lock:
             if smap is not None and self.smap is not None:
                 if smap.uuid and self.smap.uuid and smap.uuid != self.smap.uuid:
                     raise Forbidden(f"cluster map of another cluster ({smap.uuid} != {self.smap.uuid})")
-                if smap.version <= self.smap.version:
+                if smap.version <= self.smap.version and not (force and smap != self.smap):
                     smap = None
             if bmd is not None and self.bmd is not None:
                 if bmd.uuid and self.bmd.uuid and bmd.uuid != self.bmd.uuid:
                     raise Forbidden(f"bucket metadata of another cluster ({bmd.uuid} != {self.bmd.uuid})")
-                if bmd.version <= self.bmd.version:
+                if bmd.version <= self.bmd.version and not (force and bmd != self.bmd):
                     bmd = None
             newer = [(d, docs[d.attr]) for d in DOCS if docs.get(d.attr) is not None and
-                     (getattr(self, d.attr) is None or docs[d.attr].version > getattr(self, d.attr).version)]
+                     (getattr(self, d.attr) is None or docs[d.attr].version > getattr(self, d.attr).version
+                      or (force and docs[d.attr] != getattr(self, d.attr)))]
             if smap is None and bmd is None and not newer:
                 return False
             loop = asyncio.get_running_loop()
@@ -178,14 +188,14 @@ class MetaStore:
                 log.exception("metadata listener failed")
         return True
 
-    async def apply_wire(self, payload: Mapping[str, Any]) -> bool:
+    async def apply_wire(self, payload: Mapping[str, Any], force: bool = False) -> bool:
         try:
             smap = ClusterMap.from_wire(payload["smap"]) if payload.get("smap") else None
             bmd = BucketMD.from_wire(payload["bmd"]) if payload.get("bmd") else None
             docs = {d.attr: d.cls.from_wire(payload[d.wire]) for d in DOCS if payload.get(d.wire)}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:   # e.g. a list where a map belongs
             raise BadMessage(f"malformed metasync payload: {exc}") from exc
-        return await self.apply(smap, bmd, **docs)
+        return await self._apply(smap, bmd, docs, force)
 
     def payload(self) -> dict[str, Any]:
         out = {"smap": self.smap.to_wire() if self.smap else None,
@@ -239,36 +249,65 @@ def metasync_handler(store: MetaStore, secret: Callable[[], str] = lambda: "") -
 
 
 class ClusterAgent:
-    """A non-primary node's link to the primary: join, keepalive, catch up."""
+    """A non-primary node's link to the primary: join, keepalive, catch up, and noticing that
+    the primary is gone.
+
+    Keepalives go to the primary of the node's current cluster map, so a node follows a new
+    primary as soon as it holds the map naming it. When they have failed for `dead_s`, the
+    node asks the other nodes of its map for theirs (`discover`): a newer map names the new
+    primary, which the next keepalive reaches; otherwise `on_primary_down(smap)` runs (by
+    default: ask the candidate to run an election, ais/election.py).
+    """
+
+    RETRY_S = 0.5   # keepalive period while the primary does not answer
 
     def __init__(self, me: Node, store: MetaStore, http: IntraClient, primary_url: str,
-                 interval_s: float, secret: str = "") -> None:
+                 interval_s: float, secret: str = "", *, dead_s: float = 4.0, probe_s: float = 2.0,
+                 on_primary_down: Callable[[ClusterMap], Awaitable[Any]] | None = None) -> None:
         self.me, self.store, self.http = me, store, http
         self.seed_primary_url = primary_url
         self.interval_s = interval_s
         self.secret = secret
+        self.dead_s, self.probe_s = dead_s, probe_s
+        self.on_primary_down = on_primary_down or self._ask_candidate
         self._task: asyncio.Task[None] | None = None
+        self._last_ok = 0.0      # loop time the primary last answered
+        self._last_down = float("-inf")   # loop time on_primary_down last ran
+
+    def _headers(self) -> dict[str, str]:
+        return {apc.HDR_CLUSTER_SECRET: self.secret}
 
     def primary_urls(self) -> list[str]:
         urls = []
         if self.store.smap is not None and self.store.smap.primary_id != self.me.id:
             urls.append(self.store.smap.primary.intra_url)
-        if self.seed_primary_url and self.seed_primary_url not in urls:
+        if self.seed_primary_url and self.seed_primary_url not in urls and self.seed_primary_url != self.me.intra_url:
             urls.append(self.seed_primary_url)
         return urls
 
-    async def join(self, deadline_s: float) -> None:
-        """Register with the primary, retrying until it answers or the deadline passes."""
+    async def join(self, deadline_s: float, adopt: bool = False) -> None:
+        """Register with the primary, retrying until it answers or the deadline passes. When the
+        primary the node knows of does not answer, the other nodes of its map say who it is now.
+        `adopt`: take the primary's metadata even where not newer (a primary that stepped down)."""
         loop = asyncio.get_running_loop()
-        end = loop.time() + deadline_s
+        start = loop.time()
+        end = start + deadline_s
         last: Exception | None = None
         while loop.time() < end:
-            for url in self.primary_urls():
+            if self.store.smap is not None and self.store.smap.primary_id == self.me.id:
+                return   # elected while joining: nobody to join
+            urls = self.primary_urls()
+            if loop.time() - start >= self.probe_s or not urls:
+                newer = await self.discover()
+                if newer is not None and newer.primary_id != self.me.id:
+                    urls.insert(0, newer.primary.intra_url)
+            for url in dict.fromkeys(urls):
                 try:
                     resp = await self.http.call_json(
                         "POST", f"{url}/v1/cluster/autoreg", json_body={"node": self.me.to_wire()},
-                        headers={apc.HDR_CLUSTER_SECRET: self.secret})
-                    await self.store.apply_wire(resp)
+                        headers=self._headers())
+                    await self.store.apply_wire(resp, force=adopt)
+                    self._last_ok = loop.time()
                     log.info("joined the cluster via %s (cluster map v%s)", url,
                              self.store.smap.version if self.store.smap else "?")
                     return
@@ -278,36 +317,56 @@ class ClusterAgent:
                     last = exc
                 except Exception as exc:  # noqa: BLE001 - retried until the deadline
                     last = exc
+            smap = self.store.smap
+            # a member of a map whose primary stays gone (a whole cluster restarted without it);
+            # longer than dead_s: at a cluster's start the primary may just be slow to come up
+            if smap is not None and smap.get(self.me.id) is not None and loop.time() - start >= 3 * self.dead_s:
+                await self._primary_down(smap)
             await asyncio.sleep(0.25)
         raise RuntimeError(f"could not join the primary at {self.primary_urls()}: {last}")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._keepalive_loop(), name="keepalive")
+        if self._task is None or self._task.done():
+            self._last_ok = asyncio.get_running_loop().time()
+            self._task = asyncio.create_task(self._keepalive_loop(), name="keepalive")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
 
     async def _keepalive_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        ok = True
         while True:
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(self.interval_s if ok else min(self.interval_s, self.RETRY_S))
             try:
                 await self.keepalive_once()
+                ok, self._last_ok = True, loop.time()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keepalives retry forever
+                ok = False
                 log.warning("keepalive failed: %s", exc)
+                smap = self.store.smap
+                if smap is not None and loop.time() - self._last_ok >= self.dead_s:
+                    try:
+                        await self._primary_down(smap)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc2:  # noqa: BLE001 - tried again on the next failure
+                        log.warning("handling the loss of the primary failed: %s", exc2)
 
-    async def keepalive_once(self) -> None:
-        for url in self.primary_urls():
+    async def keepalive_once(self, url: str = "") -> None:
+        for url in [url] if url else self.primary_urls():
             try:
                 resp = await self.http.call_json(
                     "POST", f"{url}/v1/cluster/keepalive", json_body={"node": self.me.to_wire(), **self.store.acks()},
-                    headers={apc.HDR_CLUSTER_SECRET: self.secret})
+                    headers=self._headers())
             except PeerError as exc:
                 if exc.status == 404:  # the primary no longer knows us: register again
                     await self.join(deadline_s=self.interval_s * 5)
@@ -316,6 +375,43 @@ class ClusterAgent:
             if resp and any(resp.get(k) for k in ("smap", "bmd", *(d.wire for d in DOCS))):
                 await self.store.apply_wire(resp)
             return
+
+    async def discover(self, proxies_only: bool = False) -> ClusterMap | None:
+        """The newest cluster map of this cluster that the other nodes of ours hold, if newer than ours."""
+        smap = self.store.smap
+        if smap is None:
+            return None
+        nodes = [n for n in (smap.proxies.values() if proxies_only else smap.nodes()) if n.id != self.me.id]
+
+        async def ask(node: Node) -> ClusterMap | None:
+            try:
+                got = await self.http.call_json("GET", f"{node.intra_url}/v1/daemon", params={"what": apc.WHAT_SMAP},
+                                                timeout_s=self.probe_s)
+                return ClusterMap.from_wire(got)
+            except Exception:  # noqa: BLE001 - an unreachable or confused node has nothing to say
+                return None
+        found = await asyncio.gather(*(ask(n) for n in nodes))
+        newer = [m for m in found if m is not None and m.uuid == smap.uuid and m.version > smap.version]
+        return max(newer, key=lambda m: m.version) if newer else None
+
+    async def _primary_down(self, smap: ClusterMap) -> None:
+        """The primary of `smap` does not answer: find the new one, or have one elected."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_down < self.interval_s:
+            return
+        self._last_down = loop.time()
+        newer = await self.discover()
+        if newer is not None and newer.primary_id not in (smap.primary_id, self.me.id):
+            log.warning("the primary %s does not answer; cluster map v%d names %s", smap.primary.display,
+                        newer.version, newer.primary.display)
+            await self.keepalive_once(newer.primary.intra_url)   # answered with the metadata we lack
+            self._last_ok = loop.time()
+            return
+        log.warning("the primary %s has not answered for %.1fs", smap.primary.display, loop.time() - self._last_ok)
+        await self.on_primary_down(smap)
+
+    async def _ask_candidate(self, smap: ClusterMap) -> None:
+        await election.ask_candidate(self.http, self.me, self.store, smap, self._headers(), self.probe_s)
 
 
 def daemon_answer(what: str, store: MetaStore, me: Node, cfg_dict: Mapping[str, Any]) -> web.StreamResponse | None:

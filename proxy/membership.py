@@ -121,6 +121,14 @@ class Primary:
             if lagging:
                 await asyncio.gather(*(self._send(n) for n in lagging), return_exceptions=True)
 
+    def take_over(self) -> None:
+        """This proxy has just become the primary (start-up, election, hand-over): every node of
+        the map is presumed alive and behind until its next keepalive says otherwise."""
+        self.acked.clear()
+        now = asyncio.get_running_loop().time()
+        for node in self.ctx.smap.nodes():
+            self.ctx.last_seen[node.id] = now
+
     def _alive(self, node_id: str) -> bool:
         seen = self.ctx.last_seen.get(node_id)
         loop = asyncio.get_running_loop()

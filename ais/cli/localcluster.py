@@ -186,13 +186,26 @@ def wait_ready(spec: ClusterSpec, timeout_s: float = 60.0) -> None:
         if dead:
             raise ClusterError(f"node(s) {', '.join(n.name for n in dead)} exited; see "
                                + ", ".join(os.path.join(n.dir(spec.root), "node.log") for n in dead))
-        if not pending and http_ok(f"{spec.endpoint}/v1/health?prr=true", ca=spec.ca_cert):
-            smap = fetch_json(f"{spec.endpoint}/v1/daemon?what=smap", ca=spec.ca_cert)
+        primary = primary_url(spec) if not pending else ""
+        if primary and http_ok(f"{primary}/v1/health?prr=true", ca=spec.ca_cert):
+            smap = fetch_json(f"{primary}/v1/daemon?what=smap", ca=spec.ca_cert)
             if smap and len(smap.get("pmap", {})) + len(smap.get("tmap", {})) >= len(spec.nodes):
                 return
         time.sleep(0.1)
     raise ClusterError(f"cluster not ready after {timeout_s:.0f}s; waiting on "
                        f"{', '.join(n.name for n in pending) or 'the primary'}")
+
+
+def primary_url(spec: ClusterSpec) -> str:
+    """The public URL of the primary as the first proxy that answers sees it (after a failover
+    it is no longer the first node); empty if none answers."""
+    for n in spec.nodes:
+        if n.role == "proxy":
+            smap = fetch_json(f"{n.public_url}/v1/daemon?what=smap", ca=spec.ca_cert)
+            url = ((smap or {}).get("proxy_si") or {}).get("public_net", {}).get("direct_url", "")
+            if url:
+                return str(url)
+    return ""
 
 
 def fetch_json(url: str, timeout: float = 3.0, ca: str = "") -> Any:
