@@ -206,12 +206,15 @@ def _read_ranges(items: Sequence[tuple[str, int, int, int]]) -> list[bytes]:
     """Blocking: read (path, offset, count, expected object size) of several small entries."""
     out = []
     for path, offset, count, expected in items:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size != expected:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_size != expected:
                 raise ServiceUnavailable(f"{path}: the object changed while the batch was read")
-            out.append(os.pread(f.fileno(), count, offset) if count else b"")
-            if len(out[-1]) != count:
-                raise ServiceUnavailable(f"{path}: short read")
+            out.append(fsmeta.read_fd(fd, count, offset) if count else b"")
+        finally:
+            os.close(fd)
+        if len(out[-1]) != count:
+            raise ServiceUnavailable(f"{path}: short read")
     return out
 
 

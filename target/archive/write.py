@@ -46,6 +46,23 @@ class _Sink:
         return out
 
 
+_USTAR_MAX = 8 ** 11            # size and mtime fit 11 octal digits
+_USTAR_MODE_IDS = b"0000644\x000000000\x000000000\x00"
+_USTAR_MIDDLE = b"0" + b"\0" * 100 + tarfile.POSIX_MAGIC + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)
+
+
+def ustar_header(name: str, size: int, mtime: int) -> bytes | None:
+    """The 512-byte header tarfile writes (PAX format, mode 0644, uid/gid 0) for a regular file
+    whose name is ASCII and at most 100 bytes and whose size and mtime fit the ustar fields;
+    None otherwise. Built directly: tarfile's general path costs ~25 us a member, which shows in
+    batches of thousands of small entries."""
+    if len(name) > 100 or not name.isascii() or not (0 <= size < _USTAR_MAX and 0 <= mtime < _USTAR_MAX):
+        return None
+    head = (name.encode().ljust(100, b"\0") + _USTAR_MODE_IDS + b"%011o\0%011o\0" % (size, mtime))
+    chksum = sum(head) + 8 * 0x20 + sum(_USTAR_MIDDLE)
+    return head + b"%06o\0 " % chksum + _USTAR_MIDDLE
+
+
 class ArchiveWriter:
     """One archive, member after member: `begin`, `data`..., `end`, then `finish`.
 
@@ -85,9 +102,12 @@ class ArchiveWriter:
             zi.external_attr = 0o644 << 16
             self._zip_member = self._zip.open(zi, "w", force_zip64=size >= zipfile.ZIP64_LIMIT)
             return self._sink.drain()
-        ti = tarfile.TarInfo(name)
-        ti.size, ti.mtime, ti.mode = size, int(mtime), 0o644
-        return self._compress(ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        header = ustar_header(name, size, int(mtime))
+        if header is None:   # a long or non-ASCII name, or a huge size: tarfile adds a PAX header
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mtime, ti.mode = size, int(mtime), 0o644
+            header = ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        return self._compress(header)
 
     def data(self, chunk: bytes) -> bytes:
         if len(chunk) > self._left:

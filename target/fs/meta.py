@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -79,22 +80,63 @@ def open_object(path: str) -> tuple[BinaryIO, ObjectMeta] | None:
         raise
 
 
-def stat_object(path: str) -> ObjectMeta | None:
-    r = open_object(path)
-    if r is None:
+def _open_fd(path: str) -> tuple[int, os.stat_result] | None:
+    """A raw descriptor and its stat (no file object: this runs once per object of a batch or a
+    small GET, where building a buffered reader costs more than the read); None when no regular
+    file is there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    r[0].close()
-    return r[1]
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None
+    return fd, st
+
+
+def stat_object(path: str) -> ObjectMeta | None:
+    opened = _open_fd(path)
+    if opened is None:
+        return None
+    fd, st = opened
+    try:
+        return read_meta_fd(fd, st)
+    finally:
+        os.close(fd)
+
+
+def read_fd(fd: int, count: int, offset: int) -> bytes:
+    """`count` bytes at `offset` (fewer only at end of file)."""
+    data = os.pread(fd, count, offset)
+    if len(data) == count or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < count:
+        more = os.pread(fd, count - got, offset + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
 
 
 def read_small(path: str, limit: int) -> tuple[ObjectMeta, bytes | None] | None:
     """Open + metadata + (if the object is at most `limit` bytes) its content, in one hop."""
-    r = open_object(path)
-    if r is None:
+    opened = _open_fd(path)
+    if opened is None:
         return None
-    f, meta = r
-    with f:
-        return meta, (f.read() if meta.size <= limit else None)
+    fd, st = opened
+    try:
+        meta = read_meta_fd(fd, st)
+        return meta, (read_fd(fd, st.st_size, 0) if st.st_size <= limit else None)
+    finally:
+        os.close(fd)
 
 
 def set_meta(path: str, meta: ObjectMeta) -> ObjectMeta:
