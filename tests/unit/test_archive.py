@@ -400,3 +400,18 @@ def test_cut_off_member_of_stream(tmp_path: os.PathLike[str]) -> None:
             short.read(m, 0, m.size)
     finally:
         short.close()
+
+
+@pytest.mark.parametrize("name", ["a", "bck/s/000123.jpg", "x" * 100, "x" * 101, "dir with space/é.bin", "a\tb"])
+@pytest.mark.parametrize("size,mtime", [(0, 0), (16384, 1_700_000_000), (8**11 - 1, 8**11 - 1), (8**11, 5)])
+def test_ustar_header_is_tarfiles_own(name: str, size: int, mtime: int) -> None:
+    """The direct header builder writes the very bytes tarfile writes, or declines (None) where
+    tarfile needs a PAX extended header; the writer then uses tarfile."""
+    from target.archive.write import ArchiveWriter, ustar_header
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mtime, ti.mode = size, mtime, 0o644
+    expected = ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    got = ustar_header(name, size, mtime)
+    simple = len(name) <= 100 and name.isascii() and size < 8**11 and mtime < 8**11
+    assert got == (expected if simple else None)
+    assert ArchiveWriter(".tar").begin(name, size, mtime) == expected
