@@ -2,10 +2,10 @@
 """The floor of the server stack: aiohttp + uvloop answering from memory, nothing else.
 
     python benchmarks/aiohttp_floor.py --port 8591 [--workers 3] [--pool]
-    python benchmarks/native_bench.py run --server plain --nginx-url http://127.0.0.1:8591 \
+    python benchmarks/aisloader.py run --server plain --nginx-url http://127.0.0.1:8591 \
         --op get --size 16KiB -n 100 -c 16 --nginx-pid name=PID ...
 
-GET of any path answers the 16 KiB payload of native_bench (no disk); PUT reads and drops the
+GET of any path answers the 16 KiB payload of aisloader.py (no disk); PUT reads and drops the
 body. With --pool each GET also does one ThreadPoolExecutor hop (like a target's read_small),
 so the cost of the hop can be told apart. --workers N starts N processes on N ports (port,
 port+1, ...) like the three targets; a client sticking to one port measures one process.
@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from native_bench import payload_for  # noqa: E402
+from aisloader import payload_for  # noqa: E402
 
 
 def serve(port: int, use_pool: bool, size: int) -> None:

@@ -29,7 +29,7 @@ import aiohttp
 import xxhash
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from native_bench import human_size, parse_size  # noqa: E402
+from aisloader import human_size, parse_size  # noqa: E402
 
 BLOCK = 1 << 20
 

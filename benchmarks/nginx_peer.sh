@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# nginx on loopback for native_bench.py: the configuration of ../shared/bench/peers/nginx
+# nginx on loopback for aisloader.py: the configuration of ../shared/bench/peers/nginx
 # (sendfile on, access_log off, one worker per core, keep-alive) plus a WebDAV PUT location.
 #
 #   benchmarks/nginx_peer.sh start     # root $D/www (GET), $D/put (PUT /put/...)
 #   benchmarks/nginx_peer.sh stop      # kills the recorded master pid only
 #
-#   GET  http://127.0.0.1:$PORT/<bucket>/nb-<bytes>/<i:06d>       files written by `native_bench.py prepare`
+#   GET  http://127.0.0.1:$PORT/<bucket>/nb-<bytes>/<i:06d>       files written by `aisloader.py prepare`
 #   PUT  http://127.0.0.1:$PORT/put/<bucket>/nb-<bytes>/<i:06d>   dav_methods PUT: body -> temp file -> rename
 #
 # Env: NGINX_BENCH_DIR [/tmp/native-bench/nginx]  NGINX_PORT [8581]  NGINX_WORKERS [2]

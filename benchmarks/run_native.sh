@@ -57,7 +57,7 @@ JSONL=$OUT_DIR/$NAME.jsonl
 LOG=$OUT_DIR/$NAME.log
 CL=$WORK/cluster
 MEMCL=$WORK/memcluster
-NB="$PY $HERE/native_bench.py"
+NB="$PY $HERE/aisloader.py"
 
 cleanup() {
     "$AIS" cluster down --dir "$CL" --purge --yes >/dev/null 2>&1 || true
@@ -176,16 +176,16 @@ fi
 
 echo
 echo "## results (medians over $REPS reps)"
-"$PY" "$HERE/native_bench.py" table "$JSONL"
+"$PY" "$HERE/aisloader.py" table "$JSONL"
 if [ -f "$OUT_DIR/$NAME.floor.jsonl" ]; then
     echo
     echo "the floor (plain = aiohttp_floor.py; server cores / ops = CPU per request):"
-    "$PY" "$HERE/native_bench.py" table "$OUT_DIR/$NAME.floor.jsonl"
+    "$PY" "$HERE/aisloader.py" table "$OUT_DIR/$NAME.floor.jsonl"
 fi
 if [ -f "$OUT_DIR/$NAME.nofsync.jsonl" ]; then
     echo
     echo "PUT with --no-fsync:"
-    "$PY" "$HERE/native_bench.py" table "$OUT_DIR/$NAME.nofsync.jsonl"
+    "$PY" "$HERE/aisloader.py" table "$OUT_DIR/$NAME.nofsync.jsonl"
 fi
 } 2>&1 | tee "$LOG"
 echo "raw results: $JSONL  log: $LOG" >&2
