@@ -418,7 +418,10 @@ def _signed_values(signed: tuple[str, ...],
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=256)
 def _parse_amz_date(value: str) -> int | None:
+    """Seconds since the epoch of an ISO 8601 basic timestamp; None if malformed. Cached: every
+    request signed within the same second carries the same string, and strptime is slow."""
     if not _AMZ_DATE.fullmatch(value):
         return None
     try:
