@@ -74,6 +74,12 @@ async def ranked_above_alive(http: IntraClient, smap: ClusterMap, candidate_id: 
     raise LookupError(f"p[{candidate_id}] is not an electable proxy in cluster map v{smap.version}")
 
 
+def votes_needed(electorate: int) -> int:
+    """Yes votes that elect, out of `electorate` nodes (every node of the map but the old
+    primary, the candidate included): more than half."""
+    return electorate // 2 + 1
+
+
 def _int(body: Mapping[str, Any], key: str) -> int:
     value = body.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():

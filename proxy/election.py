@@ -32,7 +32,7 @@ from aiohttp import web
 from ais import apc
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.election import (INIT_PATH, VOTE_PATH, Voter, ask_candidate, check_secret, newer_payload, parse_request,
-                          ranked_above_alive, reachable, request_body, secret_headers)
+                          ranked_above_alive, reachable, request_body, secret_headers, votes_needed)
 from ais.errors import AisError, BadRequest, Forbidden, NotFound, ServiceUnavailable
 from ais.membership import ClusterAgent
 from ais.web import read_json, until_stopped
@@ -96,7 +96,7 @@ class Election:
         for a in answers:   # the newest metadata anyone holds
             if isinstance(a.get("payload"), dict):
                 await ctx.store.apply_wire(a["payload"])
-        needed = (len(electorate) + 1) // 2 + 1
+        needed = votes_needed(len(electorate) + 1)
         if yes < needed:
             log.warning("election lost: %d of %d votes, %d needed (%s)", yes, len(electorate) + 1, needed,
                         "; ".join(str(a.get("reason")) for a in answers if a.get("yes") is not True))

@@ -17,6 +17,7 @@ import requests
 from aistore import Client as SdkClient
 from botocore.config import Config as BotoConfig
 
+from ais.cli import localcluster
 from ais.client import Client
 from ais.cmap import ClusterMap
 from tests.cluster.conftest import Cluster
@@ -155,7 +156,8 @@ def test_set_primary_hands_over_and_back(make_cluster) -> None:  # type: ignore[
     p0, p1, p2 = (c.node(n) for n in ("p0", "p1", "p2"))
     smap = smap_of(p0.public_url)
     assert smap is not None
-    ids = {n: next(p.id for p in smap.proxies.values() if p.public_url == c.node(n).public_url) for n in ("p0", "p1")}
+    ids = {n: next(p.id for p in smap.proxies.values() if p.public_url == c.node(n).public_url)
+           for n in ("p0", "p1", "p2")}
     everyone = ["p0", "p1", "p2", "t0"]
 
     # the CLI, pointed at the primary: p1 becomes the primary everywhere
@@ -180,12 +182,29 @@ def test_set_primary_hands_over_and_back(make_cluster) -> None:  # type: ignore[
     SdkClient(p2.public_url).bucket("back").create()
     assert {"handed", "back"} <= {b.name for b in SdkClient(p0.public_url).cluster().list_buckets()}
 
+    # a node away during a hand-over, whose configured and persisted primary is then dead,
+    # finds the primary through the other nodes of its persisted map
+    c.kill("t0")
+    r = requests.put(f"{p0.public_url}/v1/cluster/proxy/{ids['p2']}", timeout=30)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: (m := agreed_map(c, ["p0", "p1", "p2"])) and m.primary_id == ids["p2"], 10, "p2 primary")
+    c.kill("p0")                                # a follower now: no election
+    localcluster.start_node(c.spec, c.node("t0"), c.env)
+    c.spec.save()
+    rejoined = wait_for(lambda: (m := agreed_map(c, ["p1", "p2", "t0"])) and m.primary_id == ids["p2"] and m, 30,
+                        "t0 rejoins through p1/p2 and follows p2")
+    assert rejoined.version > back.version
+    SdkClient(p1.public_url).bucket("back").object("o").get_writer().put_content(b"t0 is back")
+    assert SdkClient(p2.public_url).bucket("back").object("o").get_reader().read_all() == b"t0 is back"
+
     # refusals name the problem
-    r = requests.put(f"{p0.public_url}/v1/cluster/proxy/NoSuchProxy", timeout=10)
+    r = requests.put(f"{p1.public_url}/v1/cluster/proxy/NoSuchProxy", timeout=10)
     assert r.status_code == 404 and "NoSuchProxy" in r.text
     target_id = next(iter(back.targets))
-    r = requests.put(f"{p0.public_url}/v1/cluster/proxy/{target_id}", timeout=10)
+    r = requests.put(f"{p2.public_url}/v1/cluster/proxy/{target_id}", timeout=10)
     assert r.status_code == 404 and "no proxy" in r.text
+    r = requests.put(f"{p2.public_url}/v1/cluster/proxy/{ids['p0']}", timeout=30)   # p0 is down
+    assert r.status_code == 503 and "does not answer" in r.text
     cli = subprocess.run([sys.executable, "-m", "ais.cli.main", "cluster", "set-primary", "NoSuchProxy"],
-                         capture_output=True, text=True, timeout=60, env={**os.environ, "AIS_ENDPOINT": p0.public_url})
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "AIS_ENDPOINT": p1.public_url})
     assert cli.returncode != 0 and "set-primary" in cli.stderr and "NoSuchProxy" in cli.stderr
