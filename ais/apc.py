@@ -143,3 +143,12 @@ FLAG_DECOMMISSION = 8
 # runtime cluster config (`PUT /v1/cluster` action, or `PUT /v1/cluster/<action>?section.key=value`)
 ACT_SET_CONFIG = "set-config"
 ACT_RESET_CONFIG = "reset-config"
+
+# mountpaths of a target (`PUT /v1/daemon/mountpaths`, value = the path; `GET /v1/daemon?what=mountpaths`)
+WHAT_MOUNTPATHS = "mountpaths"
+ACT_ATTACH_MP = "attach-mp"
+ACT_DETACH_MP = "detach-mp"
+ACT_ENABLE_MP = "enable-mp"
+ACT_DISABLE_MP = "disable-mp"
+MOUNTPATH_ACTIONS = (ACT_ATTACH_MP, ACT_DETACH_MP, ACT_ENABLE_MP, ACT_DISABLE_MP)
+ACT_MAKE_N_COPIES = "make-n-copies"

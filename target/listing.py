@@ -18,7 +18,7 @@ from aiohttp import web
 from ais import apc, names
 from ais.errors import BadMessage
 from ais.web import read_json
-from target import shards
+from target import mirror, shards
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
@@ -55,6 +55,8 @@ def _page(ctx: TargetContext, root: str, mp: str, prefix: str, after: str, limit
         except FileNotFoundError:
             continue  # deleted while listing
         out.append(entry_of(ctx, name, mp, meta, props, time_format))
+        if "copies" in props:
+            out[-1]["c"] = mirror.count_copies(ctx.mountpaths, mp, entry.path)
         if is_shard:
             out[-1]["f"] |= ENTRY_IS_ARCHIVE
     return out

@@ -30,6 +30,7 @@ from ais.cmap import Node
 from ais.errors import AisError, BadMessage, BadRequest, ObjectNotFound
 from ais.membership import write_atomic
 from ais.names import Bucket
+from target import mirror
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
@@ -119,6 +120,8 @@ async def send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp
             f.close()
     async with ctx.object_lock(bck.object_uname(obj)):
         removed = await ctx.mountpaths.run(mp, _remove_if_unchanged, path, ctx.mountpaths.bucket_dir(mp, bck), meta)
+        if removed:
+            await mirror.remove_copies(ctx, bck, obj)
     return Moved(meta.size, removed)
 
 
@@ -155,6 +158,8 @@ async def receive_object(request: web.Request) -> web.StreamResponse:
         except OSError as exc:
             await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
             raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
+        if stored:
+            await mirror.after_write(ctx, bck, obj, props)
     ctx.metrics.bytes_in.labels(verb="PUT").inc(rec.size)
     return web.json_response({"stored": stored})
 
@@ -220,6 +225,7 @@ async def delete_local_copy(request: web.Request) -> web.StreamResponse:
     mp, path = ctx.mountpaths.object_path(bck, obj)
     async with ctx.object_lock(bck.object_uname(obj)):
         removed = await ctx.mountpaths.run(mp, fsmeta.remove_object, path, ctx.mountpaths.bucket_dir(mp, bck))
+        removed = await mirror.remove_copies(ctx, bck, obj) or removed
     if not removed:
         raise ObjectNotFound(bck.object_cname(obj))
     return web.Response(status=200)

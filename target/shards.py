@@ -24,7 +24,7 @@ from ais import apc
 from ais.errors import AisError, BadRequest, NotFound, ObjectNotFound
 from ais.names import Bucket
 from ais.web import STREAMING
-from target import remote
+from target import mirror, remote
 from target.archive import formats, index
 from target.archive.append import Appended, append_tar, rewrite
 from target.archive.match import MODES, matcher
@@ -360,9 +360,11 @@ async def _publish_locked(ctx: TargetContext, bck: Bucket, obj: str, mp: str, wo
         meta = replace(meta, version=fresh.version, custom=fresh.custom, md5=meta.md5 or fresh.md5)
     versioning = bck.is_ais and bool((props.get("versioning") or {}).get("enabled", True))
     try:
-        return await ctx.mountpaths.run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
+        stored = await ctx.mountpaths.run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
     except OSError as exc:
         raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
+    await mirror.after_write(ctx, bck, obj, props)   # the shard's mirror copies follow
+    return stored
 
 
 # --- listing with the arch-dir flag (blocking; the listing's pool thread) --------------------
