@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from ais.cli import (archive, auth, buckets, completion, config, etl, jobs, localcluster, objects, s3keys, show)
+from ais.cli import (archive, auth, buckets, completion, config, etl, jobs, localcluster, nodes, objects, s3keys, show)
 from ais.cli.common import CommandError, close_clients, endpoint
 from ais.cli.render import table
 from ais.client import ClientError, ConnectError, StatusError, TransportError
@@ -481,26 +481,51 @@ def _cluster(ap: argparse.ArgumentParser) -> None:
              ["ais cluster status", "ais cluster status --json"], remote=False)
     p.add_argument("--dir", default=localcluster.DEFAULT_DIR)
     p.add_argument("--json", action="store_true")
-    p = leaf(g, "add", show.cmd_cluster_add, "add a running node to the cluster",
-             ["ais cluster add http://10.0.0.5:8081 --role target"])
-    p.add_argument("url", help="the node's public URL")
-    p.add_argument("--role", choices=["proxy", "target"], default="target")
-    p = leaf(g, "rm", show.cmd_cluster_rm, "decommission a node: rebalance its data away, then remove it",
-             ["ais cluster rm TARGET_ID -y", "ais cluster rm TARGET_ID --no-rebalance --rm-user-data -y"])
+    p = leaf(g, "add", nodes.cmd_add, "add a running node (e.g. one in standby) to the cluster",
+             ["ais cluster add http://10.0.0.5:51080 --role target", "ais cluster add 10.0.0.5:51080 --wait"])
+    p.add_argument("url", help="the node's public URL (http(s)://HOST:PORT, or HOST:PORT)")
+    p.add_argument("--role", choices=["proxy", "target"], default="", help="expected role (checked)")
+    _node_opts(p, confirm=False)
+    p = leaf(g, "rm", nodes.cmd_rm, "decommission a node: rebalance its data away, remove it from the cluster "
+                                    "map, stop it",
+             ["ais cluster rm t[TARGET_ID] -y --wait", "ais cluster rm TARGET_ID --rm-user-data -y",
+              "ais cluster rm TARGET_ID --no-shutdown -y     # the node stays up, in standby",
+              "ais cluster rm TARGET_ID --unsafe -y          # at once, without rebalance"])
     p.add_argument("node", metavar="NODE_ID")
     p.add_argument("--no-rebalance", action="store_true", help="do not move the node's data first")
-    p.add_argument("--rm-user-data", action="store_true", help="also delete the node's data")
-    yes_opt(p)
+    p.add_argument("--rm-user-data", action="store_true", help="also delete the node's data (its mountpaths)")
+    p.add_argument("--keep-initial-config", action="store_true", help="keep the node's own config changes")
+    p.add_argument("--no-shutdown", action="store_true",
+                   help="leave the node running, in standby (re-add it with 'ais cluster add')")
+    p.add_argument("--unsafe", action="store_true",
+                   help="drop the node from the cluster map at once, without rebalance or cleanup")
+    _node_opts(p)
+    p = leaf(g, "shutdown", nodes.cmd_shutdown, "shut a node down: maintenance, rebalance, then its process exits; "
+                                                "it keeps its data and rejoins when restarted",
+             ["ais cluster shutdown t[TARGET_ID] -y --wait", "ais cluster shutdown PROXY_ID -y"])
+    p.add_argument("node", metavar="NODE_ID")
+    p.add_argument("--no-rebalance", action="store_true", help="do not move the node's data first")
+    _node_opts(p)
     p = leaf(g, "set-primary", show.cmd_set_primary, "make another proxy the primary", ["ais cluster set-primary PROXY_ID"])
     p.add_argument("node", metavar="PROXY_ID")
     mg = group(g, "maintenance", "put a node in maintenance, or take it out",
                ["ais cluster maintenance start TARGET_ID", "ais cluster maintenance stop TARGET_ID"])
     for name in ("start", "stop"):
-        p = leaf(mg, name, show.cmd_maintenance, f"{name} maintenance of a node",
+        p = leaf(mg, name, nodes.cmd_maintenance, f"{name} maintenance of a node",
                  [f"ais cluster maintenance {name} TARGET_ID"])
         p.add_argument("node", metavar="NODE_ID")
         p.add_argument("--no-rebalance", action="store_true", help="do not rebalance data")
+        _node_opts(p, confirm=False)
         p.set_defaults(cmd=name)
+
+
+def _node_opts(p: argparse.ArgumentParser, confirm: bool = True) -> None:
+    """--json, --wait/--timeout (and --yes) of the membership commands."""
+    p.add_argument("--json", "-j", action="store_true", help="print JSON")
+    p.add_argument("--wait", action="store_true", help="wait for the rebalance (and the node leaving or exiting)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="how long --wait waits")
+    if confirm:
+        yes_opt(p)
 
 
 def _config(ap: argparse.ArgumentParser) -> None:

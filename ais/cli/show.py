@@ -1,6 +1,6 @@
-"""`ais show cluster|performance|storage`, `ais storage mountpath ls|attach|detach`, and the
-membership commands `ais cluster add|rm|set-primary|maintenance` (what the server supports;
-anything else is the server's error, reported as such)."""
+"""`ais show cluster|performance|storage`, `ais storage mountpath ls|attach|detach`, and
+`ais cluster set-primary` (what the server supports; anything else is the server's error, reported
+as such). Membership (`ais cluster add|rm|shutdown|maintenance`) is in nodes.py."""
 
 from __future__ import annotations
 
@@ -268,39 +268,10 @@ def cmd_mountpath_change(a: argparse.Namespace) -> int:
     return 0
 
 
-# --- cluster add | rm | set-primary | maintenance -----------------------------------------------
-
-def cmd_cluster_add(a: argparse.Namespace) -> int:
-    c = client(a)
-    _admin(c, "cluster add", "POST", "/v1/cluster/join-by-admin",
-           {"daemon_type": a.role, "public_net": {"direct_url": a.url}})
-    print(f"added {a.role} {a.url}")
-    return 0
-
-
-def cmd_cluster_rm(a: argparse.Namespace) -> int:
-    from ais.cli.common import confirm
-    c = client(a)
-    confirm(a, f"Decommission node {a.node} and remove it from the cluster?")
-    job = _admin(c, "cluster rm", "PUT", "/v1/cluster",
-                 {"action": "decommission-node", "value": {"sid": a.node, "skip_rebalance": a.no_rebalance,
-                                                           "rm_user_data": a.rm_user_data}})
-    print(f"decommissioning node {a.node}" + (f": rebalance job {job} (see 'ais show job {job}')" if job else ""))
-    return 0
-
+# --- cluster set-primary (membership: ais/cli/nodes.py) -------------------------------------------
 
 def cmd_set_primary(a: argparse.Namespace) -> int:
     c = client(a)
     _admin(c, "set-primary", "PUT", f"/v1/cluster/proxy/{a.node}")
     print(f"p[{a.node}] is the new primary")
-    return 0
-
-
-def cmd_maintenance(a: argparse.Namespace) -> int:
-    c = client(a)
-    action = "start-maintenance" if a.cmd == "start" else "stop-maintenance"
-    job = _admin(c, f"maintenance {a.cmd}", "PUT", "/v1/cluster",
-                 {"action": action, "value": {"sid": a.node, "skip_rebalance": a.no_rebalance}})
-    print(f"{'started' if a.cmd == 'start' else 'stopped'} maintenance of {a.node}"
-          + (f": rebalance job {job} (see 'ais show job {job}')" if job else ""))
     return 0
