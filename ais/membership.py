@@ -293,14 +293,17 @@ class ClusterAgent:
         start = loop.time()
         end = start + deadline_s
         last: Exception | None = None
+        discovered: ClusterMap | None = None
+        next_discovery = start if not self.primary_urls() else start + self.probe_s
         while loop.time() < end:
             if self.store.smap is not None and self.store.smap.primary_id == self.me.id:
                 return   # elected while joining: nobody to join
             urls = self.primary_urls()
-            if loop.time() - start >= self.probe_s or not urls:
-                newer = await self.discover()
-                if newer is not None and newer.primary_id != self.me.id:
-                    urls.insert(0, newer.primary.intra_url)
+            if loop.time() >= next_discovery:   # the primary we know of is slow or gone: ask around
+                discovered = await self.discover() or discovered
+                next_discovery = loop.time() + self.interval_s
+            if discovered is not None and discovered.primary_id != self.me.id:
+                urls.insert(0, discovered.primary.intra_url)
             for url in dict.fromkeys(urls):
                 try:
                     resp = await self.http.call_json(
