@@ -387,12 +387,13 @@ async def verify_main(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[
                           f"quarantined on {mp})")
 
 
-async def readable_copy(ctx: TargetContext, bck: Bucket, obj: str, exc: OSError) -> tuple[str, str]:
-    """The main copy is unreadable (a failing disk): (mountpath, path) of an intact-looking
-    mirror copy on another mountpath, or the disk error again when there is none."""
+async def readable_copy(ctx: TargetContext, bck: Bucket, obj: str, failed_mp: str, exc: OSError) -> tuple[str, str]:
+    """The main copy on `failed_mp` is unreadable (a failing disk, which may have been disabled
+    by this very error): (mountpath, path) of a mirror copy elsewhere, or the error again."""
     mps = ctx.mountpaths
-    places = slots(mps, bck, obj)
-    for s in places[1:]:
+    for s in slots(mps, bck, obj):
+        if s.mp == failed_mp:
+            continue
         try:
             if await mps.run(s.mp, _isfile, s.copy):
                 log.warning("%s: main copy unreadable (%s); serving the copy on %s", bck.object_cname(obj), exc, s.mp)

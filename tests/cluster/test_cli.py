@@ -191,7 +191,7 @@ def test_show_config_storage_and_membership(ais: Runner, cluster: Cluster) -> No
     storage = ais.json("show", "storage")
     assert all(len(v["mountpaths"]) == 2 for v in storage.values())
     assert len(ais("storage", "mountpath", "ls", "-H").stdout.strip().splitlines()) == 6
-    assert "not supported by this cluster" in ais.fails("storage", "mountpath", "detach", tids[0], "/nope")
+    assert "mountpath /nope is not attached" in ais.fails("storage", "mountpath", "detach", tids[0], "/nope")
 
     timeouts = ais.json("show", "config", "cluster", "timeouts")
     assert "timeouts.control_s" in timeouts
