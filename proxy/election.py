@@ -53,7 +53,8 @@ class Election:
     async def on_primary_down(self, smap: ClusterMap) -> None:
         """The agent's hook: run the election if this proxy is the candidate, else ask the candidate."""
         ctx = self.ctx
-        if not await ask_candidate(ctx.http, ctx.me, ctx.store, smap, secret_headers(ctx.cfg), ctx.cfg.timeouts.probe_s):
+        headers, probe_s = secret_headers(ctx.cfg), ctx.cfg.timeouts.probe_s
+        if not await ask_candidate(ctx.http, ctx.me, ctx.store, smap, headers, probe_s):
             await self.run()
 
     async def run(self) -> bool:

@@ -17,8 +17,8 @@ calls (retry.py). Every exception is an `errors.ClientError` (tree in errors.py)
 from ais.client.core import ApiAnswer, AsyncClient, AsyncObjectReader, BucketLike, ClientStats, to_bucket
 from ais.client.errors import (AccessDenied, BadRequest, BucketExists, BucketNotFound, ClientError, Conflict,
                                ConnectError, DecodeError, EtlExists, EtlNotFound, InsufficientStorage, InvalidName,
-                               NotFound, ObjectNotFound, RangeNotSatisfiable, ReadError, RequestTimeout, ServerError,
-                               StatusError, StreamConsumed, Throttled, TransportError, WaitTimeout)
+                               NotConnected, NotFound, ObjectNotFound, RangeNotSatisfiable, ReadError, RequestTimeout,
+                               ServerError, StatusError, StreamConsumed, Throttled, TransportError, WaitTimeout)
 from ais.client.retry import RetryPolicy
 from ais.client.routing import Route, Router
 from ais.client.sync import Client, ObjectReader
@@ -31,7 +31,7 @@ __all__ = [
     "BatchItem",
     "BucketExists", "BucketLike", "BucketNotFound", "Client", "ClientError", "ClientStats", "Conflict",
     "ConnectError", "DecodeError", "EtlExists", "EtlNotFound", "InsufficientStorage", "InvalidName", "JobStatus",
-    "LS_ARCH_DIR", "LS_CACHED", "LS_NAME_ONLY", "ListEntry", "ListPage", "NotFound", "ObjectNotFound",
+    "LS_ARCH_DIR", "LS_CACHED", "LS_NAME_ONLY", "ListEntry", "ListPage", "NotConnected", "NotFound", "ObjectNotFound",
     "ObjectProps", "ObjectReader", "RangeNotSatisfiable", "ReadError", "Request", "RequestTimeout", "Response",
     "RetryPolicy", "Route", "Router", "ServerError", "StatusError", "StreamConsumed", "Throttled", "Timeouts",
     "Transport", "TransportError", "WaitTimeout", "to_bucket",

@@ -3,6 +3,7 @@
     ClientError                      base: catch this to catch anything the client raises
     ├── TransportError               no HTTP answer came back
     │   ├── ConnectError             could not connect (refused, unreachable, reset before a reply)
+    │   │   └── NotConnected         no connection was made: nothing was sent (any call may be resent)
     │   ├── RequestTimeout           connect or read timed out
     │   └── ReadError                the connection broke while a body was being read
     ├── StatusError                  the cluster answered with an error status (.status, .message)
@@ -56,6 +57,10 @@ class TransportError(ClientError):
 
 
 class ConnectError(TransportError):
+    pass
+
+
+class NotConnected(ConnectError):
     pass
 
 

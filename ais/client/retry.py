@@ -1,7 +1,8 @@
 """When to try a request again, and how long to wait first.
 
 Only idempotent calls are retried (GET, HEAD, PUT and DELETE of objects, batch-get, listing
-pages, status queries); creating buckets, starting jobs and other POSTs are sent once.
+pages, status queries); creating buckets, starting jobs and other POSTs are sent once, unless
+no connection was made at all (a dead proxy: the next try goes to another proxy of the map).
 Retried: 429 and 503 answers (waiting what `Retry-After` says, capped) and transport failures
 (connect errors, timeouts, connections lost before a reply). Waits grow exponentially with
 full jitter, drawn from the policy's own RNG so that tests can seed it.
@@ -14,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from ais.client.errors import ClientError, ConnectError, ReadError, RequestTimeout, TransportError
+from ais.client.errors import ClientError, ConnectError, NotConnected, ReadError, RequestTimeout, TransportError
 
 RETRY_STATUSES = frozenset({429, 503})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
@@ -37,6 +38,8 @@ class RetryPolicy:
         return idempotent and status in RETRY_STATUSES and attempt < self.max_attempts
 
     def should_retry_error(self, exc: ClientError, attempt: int, idempotent: bool) -> bool:
+        if isinstance(exc, NotConnected) and attempt < self.max_attempts:
+            return True     # nothing was sent: safe for any call
         if not idempotent or attempt >= self.max_attempts or not isinstance(exc, TransportError):
             return False
         if isinstance(exc, RequestTimeout):

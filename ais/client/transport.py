@@ -22,7 +22,7 @@ from typing import AsyncIterator, Awaitable, Callable, Mapping, Protocol, Sequen
 import aiohttp
 import yarl
 
-from ais.client.errors import ConnectError, ReadError, RequestTimeout, StreamConsumed, TransportError
+from ais.client.errors import ConnectError, NotConnected, ReadError, RequestTimeout, StreamConsumed, TransportError
 
 CHUNK_BYTES = 1 << 20
 
@@ -234,8 +234,10 @@ class AiohttpTransport:
                                          allow_redirects=False, timeout=timeout)
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise RequestTimeout(f"{request.method} timed out", url=request.url) from exc
+        except aiohttp.ClientSSLError as exc:   # a TLS handshake failure: sending again will not help
+            raise ConnectError(f"cannot connect: {exc}", url=request.url) from exc
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"cannot connect: {exc.os_error}", url=request.url) from exc
+            raise NotConnected(f"cannot connect: {exc.os_error}", url=request.url) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             raise ConnectError(f"connection lost before a reply: {exc}", url=request.url) from exc
         except aiohttp.ClientError as exc:

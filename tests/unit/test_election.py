@@ -65,7 +65,8 @@ def vote(smap: ClusterMap, alive: set[str], candidate: str, me: str = "T", prima
          uuid: str = "u") -> tuple[bool, str]:
     store = MetaStore("/nonexistent")
     store.smap = smap
-    voter = Voter(smap.get(me) or node(me, "target"), store, FakeHttp(alive), lambda: Config())  # type: ignore[arg-type]
+    me_node = smap.get(me) or node(me, "target")
+    voter = Voter(me_node, store, FakeHttp(alive), lambda: Config())  # type: ignore[arg-type]
     return asyncio.run(voter.vote(uuid, primary, smap.version, candidate, probe_s=0.1))
 
 
@@ -145,3 +146,53 @@ def test_a_node_that_lost_the_primary_asks_the_first_candidate_that_answers() ->
     http = FakeHttp({IDS[0]}, {IDS[0]: PeerError(403, "secret")})
     assert asyncio.run(ask_candidate(http, node("T", "target"), store, smap, {}, 0.1)) is True  # type: ignore[arg-type]
     assert http.asked == [IDS[0]]
+
+
+# --- our client when its proxy is gone ----------------------------------------------------------
+
+def test_client_sends_a_bucket_creation_to_another_proxy_when_its_own_refuses_connections() -> None:
+    from ais.client import AsyncClient, RetryPolicy, errors
+    from ais.client.transport import Request, Response
+
+    dead, live = "http://dead:8080", "http://live:8080"
+    smap = ClusterMap(version=3, uuid="u", primary_id="L", targets={},
+                      proxies={"D": Node("D", "proxy", dead, "http://dead:9080"),
+                               "L": Node("L", "proxy", live, "http://live:9080")})
+    sent: list[str] = []
+
+    class Transport:
+        async def send(self, request: Request) -> Response:
+            sent.append(request.url)
+            if request.url.startswith(dead):
+                raise errors.NotConnected("connection refused", url=request.url)
+            return Response(200, {}, content=b"")
+
+        async def aclose(self) -> None:
+            pass
+
+    async def no_sleep(_: float) -> None:
+        pass
+
+    async def go() -> None:
+        c = AsyncClient(dead, transport=Transport(), retry=RetryPolicy(max_attempts=3, sleep=no_sleep))
+        c.router.install(smap)                # the map it cached while its proxy was alive
+        await c.create_bucket("b")            # not idempotent, but never sent to the dead proxy
+        await c.create_bucket("c")            # and the next call goes to the live proxy first
+    asyncio.run(go())
+    assert [u.split("/v1")[0] for u in sent] == [dead, live, live]
+
+    # a connection lost after sending may have reached the proxy: a creation is not sent again
+    lost: list[str] = []
+
+    class Lossy(Transport):
+        async def send(self, request: Request) -> Response:
+            lost.append(request.url)
+            raise errors.ConnectError("connection lost before a reply", url=request.url)
+
+    async def once() -> None:
+        c = AsyncClient(dead, transport=Lossy(), retry=RetryPolicy(max_attempts=3, sleep=no_sleep))
+        c.router.install(smap)
+        with pytest.raises(errors.ConnectError):
+            await c.create_bucket("b")
+    asyncio.run(once())
+    assert len(lost) == 1
