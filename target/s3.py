@@ -60,7 +60,7 @@ from ais.s3.errors import (EntityTooSmall, InvalidArgument, InvalidBucketName, I
                            InvalidRange, InvalidRequest, MalformedXML, NoSuchKey, NoSuchUpload, PreconditionFailed,
                            S3Error, S3NotImplemented, error_class)
 from ais.s3.web import COPY_SOURCE, element, parse_copy_source, read_xml, xml_response
-from target import remote
+from target import mirror, remote
 from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
@@ -321,6 +321,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     if not bck.is_ais:
         ctx.atimes[bck.object_uname(key)] = time.time_ns()   # for LRU
     opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
+    if opened is None and await mirror.restore(ctx, bck, key, props):   # on another mountpath (target/mirror.py)
+        opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
     if opened is None:
         if not bck.is_ais:
             return await _cold_get(request, ctx, bck, key, props)
@@ -373,13 +375,15 @@ async def _cold_get(request: web.Request, ctx: TargetContext, bck: Bucket, key: 
 
 
 async def head_object(request: web.Request) -> web.StreamResponse:
-    ctx, bck, key, _ = _resolve(request)
+    ctx, bck, key, props = _resolve(request)
     if (r := redirect_if_not_owner(request, ctx, bck, key)) is not None:
         return r
     if "partNumber" in request.query:
         raise S3NotImplemented("HeadObject by partNumber is not implemented")
     mp, path = ctx.mountpaths.object_path(bck, key)
     meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+    if meta is None and await mirror.restore(ctx, bck, key, props):   # on another mountpath
+        meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
     if meta is None and not bck.is_ais:
         try:
             attrs = await (await ctx.backend(bck)).head_object(bck.name, key)

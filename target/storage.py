@@ -37,6 +37,7 @@ class Storage:
     def __init__(self, ctx: TargetContext, registry: JobRegistry) -> None:
         self.ctx, self.registry = ctx, registry
         self.resilver_job: ResilverJob | None = None
+        self.detached: set[str] = set()   # detached at runtime: left out at start-up even if configured
         self._state_path = os.path.join(ctx.cfg.node.conf_dir, STATE_FILE)
         mps = ctx.mountpaths
         mps.faulty = lambda: ctx.cfg.target.fault_eio_mountpath
@@ -52,12 +53,15 @@ class Storage:
             if mps.state_of(mp) == "" or mps.state_of(mp) == "waiting_dd":
                 await self._prepare(mp)
             mps.attach(mp)
+            self.detached.discard(mp)
         elif action == apc.ACT_ENABLE_MP:
             mps.enable(mp)
         elif action == apc.ACT_DISABLE_MP:
             mps.disable(mp)
         elif action == apc.ACT_DETACH_MP:
             mps.detach(mp, force)
+            if force:
+                self.detached.add(mp)
         else:
             raise UnknownAction(f"unknown mountpath action {action!r}; expected one of {list(apc.MOUNTPATH_ACTIONS)}")
         log.info("%s %s%s: mountpaths now %s", action, mp, " (forced)" if force else "", mps.to_wire())
@@ -97,6 +101,7 @@ class Storage:
             return
         mps = self.ctx.mountpaths
         done = mps.finish_detach(job.detaching)
+        self.detached.update(done)
         mps.resilvering = bool(mps.detaching)
         log.info("resilver %s done: %d objects, %d bytes written%s", job.id, job.objects, job.bytes,
                  f"; detached {done}" if done else "")
@@ -117,7 +122,7 @@ class Storage:
 
     # --- persistence --------------------------------------------------------------------
     async def _save(self) -> None:
-        state = self.ctx.mountpaths.to_wire()
+        state: dict[str, list[str]] = {**self.ctx.mountpaths.to_wire(), "detached": sorted(self.detached)}
         await asyncio.get_running_loop().run_in_executor(None, _write_json, self._state_path, state)
 
     async def restore(self) -> None:
@@ -128,8 +133,8 @@ class Storage:
             return
         mps = self.ctx.mountpaths
         wanted = {state_name: [Mountpaths.clean(p) for p in state.get(state_name) or [] if isinstance(p, str)]
-                  for state_name in ("available", "waiting_dd", "disabled")}
-        known = {mp for paths in wanted.values() for mp in paths}
+                  for state_name in ("available", "waiting_dd", "disabled", "detached")}
+        self.detached = set(wanted["detached"]) - set(wanted["available"])
         changed = False
         for mp in [*wanted["available"], *wanted["waiting_dd"], *wanted["disabled"]]:
             if not mps.state_of(mp):
@@ -139,16 +144,19 @@ class Storage:
                     log.error("mountpath %s (attached before the restart) is unusable: %s", mp, exc)
                     continue
                 mps.attach(mp)
-        for mp in list(mps.paths):
-            if mp not in known:   # detached before the restart (its data moved off then)
-                mps.detach(mp, force=True)
-        for mp in wanted["disabled"]:
-            if mps.state_of(mp) == "available":
-                mps.disable(mp)
-        for mp in wanted["waiting_dd"]:
-            if mps.state_of(mp) == "available":
-                mps.detach(mp)
-                changed = True
+        try:
+            for mp in list(mps.paths):
+                if mp in self.detached:   # detached before the restart (its data moved off then)
+                    mps.detach(mp, force=True)
+            for mp in wanted["disabled"]:
+                if mps.state_of(mp) == "available":
+                    mps.disable(mp)
+            for mp in wanted["waiting_dd"]:
+                if mps.state_of(mp) == "available":
+                    mps.detach(mp)
+                    changed = True
+        except AisError as exc:   # e.g. it would leave no mountpath: the rest stays as configured
+            log.error("cannot restore every mountpath change of %s: %s", self._state_path, exc)
         log.info("mountpaths after restoring %s: %s", self._state_path, mps.to_wire())
         if changed:
             self.resilver("detach interrupted by a restart")

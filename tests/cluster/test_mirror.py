@@ -187,13 +187,22 @@ def test_corrupted_main_copy_is_repaired_from_its_mirror(cluster: Cluster, clien
 
 
 def test_missing_main_copy_is_served_from_the_mirror_and_restored(cluster: Cluster, client: Client) -> None:
+    import boto3
+    from botocore.config import Config
     b = mirrored_bucket(client, cluster, "lostmain")
     data = os.urandom(70_000)
-    b.object("o").get_writer().put_content(data)
-    main = files_of(cluster, b.name, "o")["%ob"][0]
-    os.unlink(main)
-    assert b.object("o").get_reader().read_all() == data
-    assert os.path.isfile(main)
+    for name in ("native", "s3", "head"):
+        b.object(name).get_writer().put_content(data)
+        os.unlink(files_of(cluster, b.name, name)["%ob"][0])
+    assert b.object("native").get_reader().read_all() == data
+    s3 = boto3.client("s3", endpoint_url=f"{cluster.endpoint}/s3", aws_access_key_id="test",
+                      aws_secret_access_key="test", region_name="us-east-1",
+                      config=Config(s3={"addressing_style": "path"}))
+    assert s3.get_object(Bucket=b.name, Key="s3")["Body"].read() == data
+    assert head(cluster, b.name, "head").headers["Ais-Mirror-Copies"] == "2"
+    for name in ("native", "s3", "head"):   # each restored on disk: main and copy
+        files = files_of(cluster, b.name, name)
+        assert len(files["%ob"]) == 1 and len(files["%cp"]) == 1, (name, files)
     b.delete()
 
 

@@ -187,6 +187,11 @@ def test_attach_resilvers_a_share_onto_the_new_mountpath_then_detach_disable_ena
                      headers={"Ais-Node-Id": tid}, timeout=30)
     assert r.status_code == 400 and "last available mountpath" in r.text, r.text
     all_readable(plain, {**pdata, "while-disabled": b"w"})
+    # a restart keeps the configured mountpaths that were detached out
+    c.restart("t0")
+    assert mountpaths(c, tid) == {"available": [new], "waiting_dd": [], "disabled": []}
+    all_readable(plain, {**pdata, "while-disabled": b"w"})
+    all_readable(mirr, mdata)
 
 
 def test_a_disk_throwing_io_errors_is_disabled_and_mirrored_reads_keep_working(
