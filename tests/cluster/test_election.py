@@ -152,10 +152,22 @@ def test_primary_killed_hrw_candidate_takes_over(make_cluster) -> None:  # type:
 
 
 def test_set_primary_hands_over_and_back(make_cluster) -> None:  # type: ignore[no-untyped-def]
-    c = make_cluster(proxies=3, targets=1, mountpaths=1)
+    c = make_cluster(proxies=3, targets=1, mountpaths=1, env={"AIS_CLUSTER_SECRET": "s3cr3t"})
     p0, p1, p2 = (c.node(n) for n in ("p0", "p1", "p2"))
     smap = smap_of(p0.public_url)
     assert smap is not None
+    # election requests: intra listener only, with the cluster secret
+    ask = {"uuid": smap.uuid, "primary": smap.primary_id, "smap_version": smap.version, "candidate": "x"}
+    for path in ("/v1/vote/proxy", "/v1/vote/init"):
+        r = requests.post(f"http://127.0.0.1:{p1.intra_port}{path}", json=ask, timeout=10)
+        assert r.status_code == 403 and "secret" in r.text, r.text
+        assert requests.post(f"{p1.public_url}{path}", json=ask, timeout=10).status_code >= 400
+    r = requests.post(f"http://127.0.0.1:{p1.intra_port}/v1/vote/proxy", json={**ask, "smap_version": "v1"},
+                      headers={"Ais-Join-Sig": "s3cr3t"}, timeout=10)
+    assert r.status_code == 400 and "smap_version" in r.text, r.text
+    r = requests.post(f"http://127.0.0.1:{p1.intra_port}/v1/vote/proxy", json=ask, headers={"Ais-Join-Sig": "s3cr3t"},
+                      timeout=10)
+    assert r.status_code == 200 and r.json()["yes"] is False and "answers" in r.json()["reason"], r.text
     ids = {n: next(p.id for p in smap.proxies.values() if p.public_url == c.node(n).public_url)
            for n in ("p0", "p1", "p2")}
     everyone = ["p0", "p1", "p2", "t0"]
