@@ -60,7 +60,7 @@ from ais.s3.errors import (EntityTooSmall, InvalidArgument, InvalidBucketName, I
                            InvalidRange, InvalidRequest, MalformedXML, NoSuchKey, NoSuchUpload, PreconditionFailed,
                            S3Error, S3NotImplemented, error_class)
 from ais.s3.web import COPY_SOURCE, element, parse_copy_source, read_xml, xml_response
-from target import mirror, remote
+from target import ec, mirror, remote
 from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
@@ -323,6 +323,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
     if opened is None and await mirror.restore(ctx, bck, key, props):   # on another mountpath (target/mirror.py)
         opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
+    if opened is None and await ec.restore_object(ctx, bck, key, props):   # from EC slices (target/ec.py)
+        opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
     if opened is None:
         if not bck.is_ais:
             return await _cold_get(request, ctx, bck, key, props)
@@ -383,6 +385,8 @@ async def head_object(request: web.Request) -> web.StreamResponse:
     mp, path = ctx.mountpaths.object_path(bck, key)
     meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
     if meta is None and await mirror.restore(ctx, bck, key, props):   # on another mountpath
+        meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+    if meta is None and await ec.restore_object(ctx, bck, key, props):   # from EC slices (target/ec.py)
         meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
     if meta is None and not bck.is_ais:
         try:
