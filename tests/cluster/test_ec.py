@@ -201,6 +201,25 @@ def test_enabling_ec_encodes_objects_already_there(four: Cluster) -> None:
     b2.delete()
 
 
+def test_lost_file_is_rebuilt_and_its_slices_encoded_again(four: Cluster) -> None:
+    client = Client(four.endpoint)
+    b = new_bucket(client, "ec-lost")
+    enable_ec(four, b.name, d=1, p=2, limit=0)
+    data = os.urandom(70_000)
+    b.object("o").get_writer().put_content(data)
+    gen = b.object("o").head(props="ec").ec.generation   # type: ignore[union-attr]
+    [path] = next(iter(on_disk(four, b.name, "o", "%ob").values()))
+    os.unlink(path)   # the main copy's file is lost (a disk wiped by hand)
+    assert read(client, b.name, "o") == data
+    assert os.path.isfile(path)   # rebuilt in place, from one of the two other targets' slices
+    # then encoded again from the rebuilt copy: a newer generation on every holder
+    wait_for(lambda: b.object("o").head(props="ec").ec.generation > gen,   # type: ignore[union-attr]
+             what="the slices of the rebuilt object to be encoded again")
+    slices = on_disk(four, b.name, "o", "%ec")
+    assert len(slices) == 3
+    b.delete()
+
+
 # --- the EC 2+1 test: a target lost -------------------------------------------------------------
 
 def ec_files(c: Cluster, bucket: str) -> set[str]:
