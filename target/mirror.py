@@ -369,11 +369,14 @@ async def verify_main(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[
     checked = await mps.run(mp, checksum_of, path)
     if checked is None or not checked[0].cksum_value or checked[1] == checked[0].cksum_value:
         return
-    meta, computed = checked
     cname = bck.object_cname(obj)
-    log.error("%s is corrupt on %s: stored %s checksum %s, computed %s", cname, mp, meta.cksum_type,
-              meta.cksum_value, computed)
     async with ctx.object_lock(bck.object_uname(obj)):
+        checked = await mps.run(mp, checksum_of, path)   # again, under the lock: not an overwrite in flight
+        if checked is None or checked[1] == checked[0].cksum_value:
+            return
+        meta, computed = checked
+        log.error("%s is corrupt on %s: stored %s checksum %s, computed %s", cname, mp, meta.cksum_type,
+                  meta.cksum_value, computed)
         where = await mps.run(mp, quarantine_blocking, path, mp)
         repaired = await reconcile(ctx, bck, obj, copies_wanted(props), locked=True)
     if repaired.present:

@@ -187,6 +187,9 @@ def test_attach_resilvers_a_share_onto_the_new_mountpath_then_detach_disable_ena
                      headers={"Ais-Node-Id": tid}, timeout=30)
     assert r.status_code == 400 and "last available mountpath" in r.text, r.text
     all_readable(plain, {**pdata, "while-disabled": b"w"})
+    # an explicit resilver (SDK) on the target finds nothing to move
+    job_id = client.job(job_kind="resilver").start(daemon_id=tid)
+    client.job(job_id=job_id).wait(timeout=60, verbose=False)
     # a restart keeps the configured mountpaths that were detached out
     c.restart("t0")
     assert mountpaths(c, tid) == {"available": [new], "waiting_dd": [], "disabled": []}
