@@ -63,7 +63,8 @@ SECTION_TITLE = "## Standard matrix (issue 13)"
 
 
 # --------------------------------------------------------------------------- load + medians
-def load(paths: list[str]) -> list[dict]:
+def load(paths: list[str], tools: tuple[str, ...] = ("aisloader", "native_bench")) -> list[dict]:
+    """The result lines (one per cell) that these tools wrote, from JSONL files."""
     rows = []
     for p in paths:
         with open(p) as fh:
@@ -71,7 +72,7 @@ def load(paths: list[str]) -> list[dict]:
                 line = line.strip()
                 if line.startswith("{"):
                     r = json.loads(line)
-                    if r.get("tool") in ("aisloader", "native_bench") and "ops_per_s" in r:
+                    if r.get("tool") in tools and "ops_per_s" in r:
                         rows.append(r)
     return rows
 
@@ -92,17 +93,22 @@ def med(vals: list) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def summarize(rows: list[dict]) -> dict[tuple, dict]:
-    """(op, size bytes, concurrency, target) -> medians and per-repetition figures."""
+def by_node(r: dict) -> dict:
+    return r.get("server_cores_by_node") or r.get("server_cores_by_pid") or {}
+
+
+def summarize(rows: list[dict], name=name_of) -> dict[tuple, dict]:
+    """(op, size bytes, concurrency, name(row)) -> medians and per-repetition figures."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["op"], r["size_bytes"], r["concurrency"], name_of(r)), []).append(r)
+        groups.setdefault((r["op"], r["size_bytes"], r["concurrency"], name(r)), []).append(r)
     out = {}
     for k, rs in groups.items():
         out[k] = {
             "n": len(rs),
             "ops": med([r["ops_per_s"] for r in rs]), "mb": med([r["MB_per_s"] for r in rs]),
             "min_mb": min(r["MB_per_s"] for r in rs), "max_mb": max(r["MB_per_s"] for r in rs),
+            "min_ops": min(r["ops_per_s"] for r in rs), "max_ops": max(r["ops_per_s"] for r in rs),
             "p50": med([r["lat_ms"]["p50"] for r in rs]), "p90": med([r["lat_ms"].get("p90") for r in rs]),
             "p99": med([r["lat_ms"]["p99"] for r in rs]), "max": med([r["lat_ms"].get("max") for r in rs]),
             "errors": sum(r["errors"] for r in rs),
@@ -112,6 +118,7 @@ def summarize(rows: list[dict]) -> dict[tuple, dict]:
             "other_max": max((r.get("other_cores") or 0.0) for r in rs),
             "us_per_op": med([r["server_cores"] / r["ops_per_s"] * 1e6
                               for r in rs if r.get("server_cores") is not None and r["ops_per_s"]]),
+            "by_node": {n: med([by_node(r).get(n) for r in rs]) for n in sorted({n for r in rs for n in by_node(r)})},
             "by_rep": {rep_of(r): {"ops": r["ops_per_s"], "mb": r["MB_per_s"]} for r in rs},
         }
     return out
@@ -296,6 +303,9 @@ def section(doc: dict, chart_link: str = "", note: str = "") -> str:
         parts += [warn.strip(), ""]
     if chart_link:
         parts += [f"![ratios]({chart_link})", ""]
+    parts += ["Reproduce: `benchmarks/run_matrix.sh` (defaults `REPS=3 DURATION=10 WARMUP=2`, every size and "
+              "concurrency: ≈ 50 min on a quiet machine; a quick look: `REPS=1 DURATION=2 SIZES=16KiB CONCS=16 "
+              "benchmarks/run_matrix.sh`); other load: `python benchmarks/aisloader.py --help`.", ""]
     parts += ["### Goals", "", goals_table(doc["goals"]), "", "### Ratios", "", ratios_table(doc["ratios"]), "",
               "### Medians per cell", "", cells_table(doc["_s"]), "", MARKER_END]
     return "\n".join(parts)

@@ -32,21 +32,10 @@
 #   KEEP [0]  1 = leave the cluster and peers running at the end (stop them yourself)
 set -euo pipefail
 export NICE=${NICE:--10}
-if [ "$NICE" != 0 ] && [ -z "${_AISL_SESSION:-}" ]; then
-    export _AISL_SESSION=1
-    exec setsid --wait bash "$0" "$@"
-fi
-if [ "$NICE" != 0 ]; then
-    echo "$NICE" > "/proc/$$/autogroup" 2>/dev/null || echo "could not set autogroup nice" >&2
-    renice -n "$NICE" -p $$ >/dev/null
-fi
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-export PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-PY=$PYTHON
-AIS=${AIS:-$ROOT/.venv/bin/ais}
+# shellcheck source=bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
+bench_session "$@"
 BENCH=$(cd "${BENCH:-$ROOT/../shared/bench}" && pwd)
-OUT_DIR=${OUT_DIR:-$HERE/results}
 NAME=${NAME:-matrix-$(date -u +%Y%m%d-%H%M)}
 WORK=${WORK:-/tmp/aisloader-matrix}
 PORT=${PORT:-33080}
@@ -83,14 +72,6 @@ cleanup() {
     rm -rf "$NGINX_BENCH_DIR"
 }
 trap cleanup EXIT
-
-prio() {  # pid...: nice + autogroup nice (nodes and peers run in their own sessions)
-    [ "$NICE" = 0 ] && return 0
-    for p in "$@"; do
-        echo "$NICE" > "/proc/$p/autogroup" 2>/dev/null || true
-        renice -n "$NICE" -p "$p" >/dev/null 2>&1 || true
-    done
-}
 
 objects() {  # op size -> how many keys a cell uses (PUT: >= 2 x the highest concurrency, for Swift)
     local maxc n
@@ -130,7 +111,7 @@ fi
 "$AIS" cluster up --dir "$CL" --port "$PORT" --targets 3 --mountpaths 2 | grep AIS_ENDPOINT= | sed -n 1p
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["fsync"], "cluster without fsync"; print("cluster fsync:", d["fsync"])' "$CL/cluster.json"
 # shellcheck disable=SC2046
-prio $("$PY" -c 'import json,sys; print(" ".join(str(n["pid"]) for n in json.load(open(sys.argv[1]))["nodes"]))' "$CL/cluster.json")
+bench_prio $("$PY" -c 'import json,sys; print(" ".join(str(n["pid"]) for n in json.load(open(sys.argv[1]))["nodes"]))' "$CL/cluster.json")
 EP=http://127.0.0.1:$PORT
 "$AIS" s3 keys add --access-key "$KEY" --secret-key "$SECRET" --endpoint "$EP" | sed -n 1p
 
@@ -141,7 +122,7 @@ for t in $TARGETS; do
     nginx)
         "$HERE/nginx_peer.sh" stop >/dev/null 2>&1 || true
         rm -rf "$NGINX_BENCH_DIR"
-        if "$HERE/nginx_peer.sh" start; then RUN="$RUN nginx"; prio "$(cat "$NGINX_BENCH_DIR/master.pid")"
+        if "$HERE/nginx_peer.sh" start; then RUN="$RUN nginx"; bench_prio "$(cat "$NGINX_BENCH_DIR/master.pid")"
         else echo "NGINX DID NOT START: dropped"; fi ;;
     swift)
         SWIFT_WIPE=1 "$BENCH/peers/swift/stop.sh" >/dev/null 2>&1 || true

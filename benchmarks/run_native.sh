@@ -24,19 +24,9 @@
 #   NOFSYNC_REPS [$REPS]
 #   NICE [0]      e.g. -10: run everything at this nice level (and autogroup nice; root only)
 set -euo pipefail
-if [ "${NICE:-0}" != 0 ] && [ -z "${_NB_SESSION:-}" ]; then
-    export _NB_SESSION=1
-    exec setsid --wait bash "$0" "$@"
-fi
-if [ "${NICE:-0}" != 0 ]; then
-    echo "$NICE" > "/proc/$$/autogroup" 2>/dev/null || echo "could not set autogroup nice" >&2
-    renice -n "$NICE" -p $$ >/dev/null
-fi
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-PY=${PYTHON:-$ROOT/.venv/bin/python}
-AIS=${AIS:-$ROOT/.venv/bin/ais}
-OUT_DIR=${OUT_DIR:-$HERE/results}
+# shellcheck source=bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
+bench_session "$@"
 NAME=${NAME:-native-$(date -u +%Y%m%d-%H%M)}
 WORK=${WORK:-/tmp/native-bench}
 PORT=${PORT:-31080}

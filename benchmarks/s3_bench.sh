@@ -32,21 +32,10 @@
 #   NICE [-10]    nice + autogroup nice for client and servers (root; 0 = leave as is)
 set -euo pipefail
 export NICE=${NICE:--10}
-if [ "$NICE" != 0 ] && [ -z "${_S3B_SESSION:-}" ]; then
-    export _S3B_SESSION=1
-    exec setsid --wait bash "$0" "$@"
-fi
-if [ "$NICE" != 0 ]; then
-    echo "$NICE" > "/proc/$$/autogroup" 2>/dev/null || echo "could not set autogroup nice" >&2
-    renice -n "$NICE" -p $$ >/dev/null
-fi
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-export PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-PY=$PYTHON
-AIS=${AIS:-$ROOT/.venv/bin/ais}
+# shellcheck source=bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
+bench_session "$@"
 BENCH=$(cd "${BENCH:-$ROOT/../shared/bench}" && pwd)
-OUT_DIR=${OUT_DIR:-$HERE/results}
 NAME=${NAME:-s3-$(date -u +%Y%m%d-%H%M)}
 WORK=${WORK:-/tmp/s3-bench}
 PORT=${PORT:-31080}
@@ -77,14 +66,6 @@ cleanup() {
     NGINX_WIPE=1 "$BENCH/peers/nginx/stop.sh" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-
-prio() {  # pid...: nice + autogroup nice (each cluster node runs in its own session)
-    [ "$NICE" = 0 ] && return 0
-    for p in "$@"; do
-        echo "$NICE" > "/proc/$p/autogroup" 2>/dev/null || true
-        renice -n "$NICE" -p "$p" >/dev/null 2>&1 || true
-    done
-}
 
 machine_info() {
     echo "## machine"
@@ -117,7 +98,7 @@ for n in doc["nodes"]:
     open(f"{sys.argv[2]}/{n['name']}.pid", "w").write(f"{n['pid']}\n")
 PYEOF
 # shellcheck disable=SC2046
-prio $(cat "$PIDS"/*.pid)
+bench_prio $(cat "$PIDS"/*.pid)
 EP=http://127.0.0.1:$PORT
 if [ "${AIS_KEYS:-1}" = 1 ]; then
     "$AIS" s3 keys add --access-key "$KEY" --secret-key "$SECRET" --endpoint "$EP" | sed -n 1p

@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_report  # noqa: E402
+from bench_report import f, human_size as human  # noqa: E402
 
 ORDER = {"ais": 0, "ais-unsigned": 1, "swift": 2, "swift-unsigned": 3, "nginx": 4}
 # (op, size bytes, metric, against, required ratio, text)
@@ -34,13 +38,6 @@ TARGETS = [
 ]
 
 
-def human(n: int) -> str:
-    for unit, f in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= f and n % f == 0:
-            return f"{n // f}{unit}"
-    return f"{n}B"
-
-
 def server_of(r: dict) -> str:
     peer = (r.get("label") or "?").split()[0]
     peer = {"custom": "ais"}.get(peer, peer)
@@ -49,60 +46,12 @@ def server_of(r: dict) -> str:
     return peer
 
 
-def rep_of(r: dict) -> str:
-    parts = (r.get("label") or "").split()
-    return parts[1] if len(parts) > 1 else "?"
-
-
 def load(paths: list[str]) -> list[dict]:
-    rows = []
-    for p in paths:
-        with open(p) as fh:
-            for line in fh:
-                line = line.strip()
-                if line.startswith("{"):
-                    r = json.loads(line)
-                    if r.get("tool") == "s3load" and "ops_per_s" in r:
-                        rows.append(r)
-    return rows
-
-
-def med(vals: list) -> float | None:
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
+    return bench_report.load(paths, tools=("s3load",))
 
 
 def summarize(rows: list[dict]) -> dict:
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["op"], r["size_bytes"], r["concurrency"], server_of(r)), []).append(r)
-    out = {}
-    for k, rs in groups.items():
-        out[k] = {
-            "n": len(rs),
-            "ops": med([r["ops_per_s"] for r in rs]),
-            "mb": med([r["MB_per_s"] for r in rs]),
-            "min_mb": min(r["MB_per_s"] for r in rs), "max_mb": max(r["MB_per_s"] for r in rs),
-            "min_ops": min(r["ops_per_s"] for r in rs), "max_ops": max(r["ops_per_s"] for r in rs),
-            "p50": med([r["lat_ms"]["p50"] for r in rs]), "p99": med([r["lat_ms"]["p99"] for r in rs]),
-            "errors": sum(r["errors"] for r in rs),
-            "client_cores": med([r.get("client_cores") for r in rs]),
-            "server_cores": med([r.get("server_cores") for r in rs]),
-            "other_cores": med([r.get("other_cores") for r in rs]),
-            "other_max": max((r.get("other_cores") or 0.0) for r in rs),
-            "us_per_op": med([r["server_cores"] / r["ops_per_s"] * 1e6
-                              for r in rs if r.get("server_cores") and r["ops_per_s"]]),
-            "by_node": {n: med([(r.get("server_cores_by_pid") or {}).get(n) for r in rs])
-                        for n in sorted({n for r in rs for n in (r.get("server_cores_by_pid") or {})})},
-            "by_rep": {rep_of(r): {"ops": r["ops_per_s"], "mb": r["MB_per_s"]} for r in rs},
-        }
-    return out
-
-
-def f(v, nd: int = 1) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.{nd}f}"
+    return bench_report.summarize(rows, server_of)
 
 
 def ratio(s: dict, k: tuple, peer: str, metric: str) -> float | None:
