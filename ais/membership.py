@@ -369,7 +369,7 @@ class ClusterAgent:
             try:
                 resp = await self.http.call_json(
                     "POST", f"{url}/v1/cluster/keepalive", json_body={"node": self.me.to_wire(), **self.store.acks()},
-                    headers=self._headers())
+                    headers=self._headers(), timeout_s=self.dead_s)   # slower than that is as good as dead
             except PeerError as exc:
                 if exc.status == 404:  # the primary no longer knows us: register again
                     await self.join(deadline_s=self.interval_s * 5)

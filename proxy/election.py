@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 class Election:
     """The candidate's side of an election at this proxy (one at a time)."""
 
-    def __init__(self, ctx: ProxyContext) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx: ProxyContext, primary: Primary) -> None:
+        self.ctx, self.primary = ctx, primary
         self._lock = asyncio.Lock()
 
     async def on_primary_down(self, smap: ClusterMap) -> None:
@@ -108,6 +108,7 @@ class Election:
             if cur.primary_id != old.id:
                 log.warning("election dropped: cluster map v%d names %s", cur.version, cur.primary.display)
                 return False
+            self.primary.unreachable.add(old.id)   # not waited for by the first metasyncs
             await ctx.store.apply(cur.with_primary(ctx.me.id))
         log.warning("%s elected primary with %d of %d votes (cluster map v%d)", ctx.me.display, yes,
                     len(electorate) + 1, ctx.smap.version)
@@ -181,12 +182,14 @@ async def serve(ctx: ProxyContext, primary: Primary, agent: ClusterAgent, stop: 
             primary.take_over()
             ctx.spawn(primary.push(wait_s=ctx.cfg.timeouts.control_s), name="metasync-takeover")
             log.info("%s serves as primary (cluster map v%d)", ctx.me.display, ctx.smap.version)
+            loop = asyncio.get_running_loop()
+            check_at = loop.time() + ctx.cfg.timeouts.keepalive_interval_s
             while ctx.is_primary and not stop.is_set():
-                await _changed_or_stopped(changed, stop, ctx.cfg.timeouts.keepalive_interval_s)
-                if changed.is_set():
-                    changed.clear()
-                elif not stop.is_set():
+                await _changed_or_stopped(changed, stop, max(0.0, check_at - loop.time()))
+                changed.clear()
+                if loop.time() >= check_at and not stop.is_set():   # has the cluster moved on without us?
                     await adopt_newer(ctx, agent, proxies_only=True)
+                    check_at = loop.time() + ctx.cfg.timeouts.keepalive_interval_s
             join, adopt = True, True
         elif join:
             if not await until_stopped(agent.join(ctx.cfg.timeouts.join_wait_s, adopt=adopt), stop):

@@ -31,6 +31,7 @@ class Primary:
         self.ctx = ctx
         self.acked: dict[str, tuple[int, ...]] = {}   # node -> versions acknowledged (MetaStore.versions order)
         self.removed: set[str] = set()   # decommissioned nodes: their re-registration is refused
+        self.unreachable: set[str] = set()   # the old primary, when an election makes this proxy primary
         self._wake = asyncio.Event()
 
     async def update(self, change: Callable[[ClusterMap, BucketMD], Awaitable[tuple[ClusterMap | None, BucketMD | None]]],
@@ -81,9 +82,10 @@ class Primary:
         await self.update_doc("etl", change)
 
     async def push(self, wait_s: float) -> None:
-        """Send the current versions to every node that lacks them; wait up to wait_s."""
+        """Send the current versions to every node that lacks them; wait up to wait_s. Nodes not
+        heard from for `keepalive_dead_s` are skipped: their next keepalive or join catches them up."""
         ctx = self.ctx
-        targets = [n for n in ctx.smap.nodes() if n.id != ctx.me.id and self._behind(n.id)]
+        targets = [n for n in ctx.smap.nodes() if n.id != ctx.me.id and self._behind(n.id) and self._alive(n.id)]
         if not targets:
             return
         results = await asyncio.gather(*(self._send(n) for n in targets), return_exceptions=True)
@@ -123,11 +125,16 @@ class Primary:
 
     def take_over(self) -> None:
         """This proxy has just become the primary (start-up, election, hand-over): every node of
-        the map is presumed alive and behind until its next keepalive says otherwise."""
+        the map is presumed alive and behind until its next keepalive says otherwise, except those
+        an election found unreachable (`unreachable`): they catch up when they keepalive or join."""
         self.acked.clear()
         now = asyncio.get_running_loop().time()
         for node in self.ctx.smap.nodes():
-            self.ctx.last_seen[node.id] = now
+            if node.id in self.unreachable:
+                self.ctx.last_seen.pop(node.id, None)
+            else:
+                self.ctx.last_seen[node.id] = now
+        self.unreachable.clear()
 
     def _alive(self, node_id: str) -> bool:
         seen = self.ctx.last_seen.get(node_id)
@@ -185,15 +192,17 @@ def handlers(primary: Primary) -> dict[str, Callable[[web.Request], Awaitable[we
         ctx = request.app[CTX]
         _check_secret(ctx, request)
         node, body = await _node_from_body(request)
-        if not ctx.is_primary:
-            raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
-        if ctx.smap.get(node.id) is None:
-            raise NotFound(f"node {node.display} is not in the cluster map")
-        ctx.last_seen[node.id] = asyncio.get_running_loop().time()
         try:
             acked = MetaStore.acked(body)
         except (TypeError, ValueError) as exc:
             raise BadMessage(f"malformed keepalive versions: {exc}") from exc
+        if not ctx.is_primary:
+            if acked[0] < ctx.store.versions()[0]:   # it missed a change of primary: here is the map
+                return web.json_response(ctx.store.payload())
+            raise ServiceUnavailable(f"{ctx.me.display} is not the primary")
+        if ctx.smap.get(node.id) is None:
+            raise NotFound(f"node {node.display} is not in the cluster map")
+        ctx.last_seen[node.id] = asyncio.get_running_loop().time()
         primary.acked[node.id] = acked
         if any(a < c for a, c in zip(acked, ctx.store.versions())):
             return web.json_response(ctx.store.payload())

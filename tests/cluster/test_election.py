@@ -5,6 +5,7 @@ follower; and the manual hand-over (`PUT /v1/cluster/proxy/<id>`, `ais cluster s
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -220,3 +221,29 @@ def test_set_primary_hands_over_and_back(make_cluster) -> None:  # type: ignore[
     cli = subprocess.run([sys.executable, "-m", "ais.cli.main", "cluster", "set-primary", "NoSuchProxy"],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "AIS_ENDPOINT": p1.public_url})
     assert cli.returncode != 0 and "set-primary" in cli.stderr and "NoSuchProxy" in cli.stderr
+
+
+def test_a_frozen_primary_that_wakes_up_steps_down(make_cluster) -> None:  # type: ignore[no-untyped-def]
+    """No split brain: a primary that stopped answering (SIGSTOP) while the cluster elected another
+    finds the newer map when it resumes, follows it, and takes the metadata made meanwhile."""
+    c = make_cluster(proxies=3, targets=1, mountpaths=1)
+    p0 = c.node("p0")
+    smap = smap_of(p0.public_url)
+    assert smap is not None
+    expected = smap.electable_proxies()[0]
+    os.kill(p0.pid, signal.SIGSTOP)
+    try:
+        new = wait_for(lambda: (m := agreed_map(c, ["p1", "p2", "t0"])) and m.primary_id != smap.primary_id and m,
+                       30, "a new primary while the old one is frozen")
+        assert new.primary_id == expected.id
+        SdkClient(c.node("p1").public_url).bucket("while-frozen").create()
+    finally:
+        os.kill(p0.pid, signal.SIGCONT)
+    final = wait_for(lambda: (m := agreed_map(c, ["p0", "p1", "p2", "t0"])) and m.primary_id == expected.id and m,
+                     20, "the woken primary follows the new one")
+    assert final.version >= new.version
+    status = requests.get(f"{p0.public_url}/v1/daemon", params={"what": "node_status"}, timeout=5).json()
+    assert status["is_primary"] is False
+    assert "while-frozen" in {b.name for b in SdkClient(p0.public_url).cluster().list_buckets()}
+    SdkClient(p0.public_url).bucket("after-wake").create()     # forwarded to the new primary
+    assert "after-wake" in {b.name for b in SdkClient(new.primary.public_url).cluster().list_buckets()}
