@@ -141,6 +141,8 @@ async def _rm_unsafe(ctx: ProxyContext, primary: Any, req: _Request) -> None:
     for node in nodes:   # first: a node that still sent keepalives would register again
         await _tell(ctx, node, ACT_RM_UNSAFE, {"no_shutdown": req.no_shutdown})
     await primary.update(_drop(req.sids), rebalance=False)
+    if not req.no_shutdown:   # restarted, such a node may register again (one in standby waits to be added)
+        primary.removed.difference_update(req.sids)
     log.warning("removed %s from the cluster map without rebalance", ",".join(n.display for n in nodes))
 
 

@@ -21,7 +21,6 @@ import urllib.request
 from typing import Any, Callable
 from urllib.parse import quote
 
-from ais.authn import access
 from ais.authn.config import parse_lifetime_s
 from ais.cli import render
 from ais.cli.common import CommandError, bucket_arg, load_config, saved_token, token_path
@@ -205,6 +204,7 @@ def _role_perms(a: argparse.Namespace) -> dict[str, Any]:
         raise CommandError(f"no permissions for cluster {a.cluster!r}: e.g. ro, rw, su, "
                            "cluster-ro, GET,PUT (see `ais auth add role --help`)")
     try:
+        from ais.authn import access   # here: it pulls in the JWT stack, which other commands never need
         perm = access.parse(",".join(a.perms))
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -243,6 +243,7 @@ def cmd_show_role(a: argparse.Namespace) -> int:
     if a.json:
         render.print_json(roles[0] if a.name else roles)
         return 0
+    from ais.authn import access
     rows = []
     for r in roles:
         grants = [f"{c['id']}: {access.describe(int(c['perm']))}" for c in r.get("clusters") or []]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import time
+import urllib.parse
 from typing import Any
 
 from ais.cli import render
@@ -44,11 +45,24 @@ def _uptime(st: dict[str, Any]) -> str:
     return render.human_duration(ns / 1e9) if isinstance(ns, (int, float)) else "-"
 
 
-def _capacity(st: dict[str, Any]) -> tuple[int, int]:
-    mps = st.get("mountpaths") or {}
-    total = sum(int(m.get("total", 0)) for m in mps.values())
-    avail = sum(int(m.get("avail", 0)) for m in mps.values())
-    return total - avail, total
+def filesystems(node: Node, st: dict[str, Any]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(host, filesystem) -> (used, total) bytes of a target's mountpaths: mountpaths that share a
+    filesystem (its device, `fs`) count once, on one host; a node that does not say counts each."""
+    host = urllib.parse.urlsplit(node.public_url).hostname or node.public_url
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for mp, m in (st.get("mountpaths") or {}).items():
+        total, avail = int(m.get("total", 0)), int(m.get("avail", 0))
+        out[(host, f"dev:{m['fs']}" if "fs" in m else f"path:{mp}")] = (total - avail, total)
+    return out
+
+
+def capacity(fss: dict[tuple[str, str], tuple[int, int]]) -> tuple[int, int]:
+    """(used, total) over distinct filesystems."""
+    return sum(u for u, _ in fss.values()), sum(t for _, t in fss.values())
+
+
+def _capacity(node: Node, st: dict[str, Any]) -> tuple[int, int]:
+    return capacity(filesystems(node, st))
 
 
 def _sorted(nodes: Any) -> list[Node]:
@@ -83,7 +97,7 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         for n in targets:
             if which not in ("", "target") and n.id != a.which:
                 continue
-            used, total = _capacity(st[n.id])
+            used, total = _capacity(n, st[n.id])
             load = (st[n.id].get("load") or {}).get("overall", "-")
             rows.append([f"t[{n.id}]", n.public_url, str(len(st[n.id].get("mountpaths") or {}) or "-"),
                          render.human_size(used) if total else "-", render.human_size(total) if total else "-",
@@ -219,19 +233,21 @@ def _storage(a: argparse.Namespace) -> int:
     c = client(a)
     smap = c.cluster_map(refresh=True)
     st = statuses(c, list(smap.targets.values()))
+    fss = {n.id: filesystems(n, st[n.id]) for n in smap.targets.values()}
     if a.json:
         render.print_json({tid: {"mountpaths": s.get("mountpaths") or {},
                                  "disk_util_pct": (s.get("load") or {}).get("disk_util_pct") or {},
+                                 **dict(zip(("used", "total"), capacity(fss[tid]))),
                                  **({"error": s["error"]} if s.get("error") else {})} for tid, s in st.items()})
         return 0
     rows = _mountpath_rows(smap, st)
     print(render.table(["TARGET", "MOUNTPATH", "USED", "AVAIL", "TOTAL", "USED%", "DISK UTIL", "DISK LOAD"], rows,
                        no_headers=a.no_headers, right=["USED", "AVAIL", "TOTAL", "USED%"]))
-    if not a.no_headers:
-        used = sum(_capacity(s)[0] for s in st.values())
-        total = sum(_capacity(s)[1] for s in st.values())
-        print(f"\n{len(rows)} mountpaths on {len(st)} targets: {render.human_size(used)} used of "
-              f"{render.human_size(total)}")
+    if not a.no_headers:   # totals count each filesystem once, however many mountpaths share it
+        every = {k: v for f in fss.values() for k, v in f.items()}
+        used, total = capacity(every)
+        print(f"\n{len(rows)} mountpaths on {len(st)} targets, {len(every)} filesystem{'s' if len(every) != 1 else ''}: "
+              f"{render.human_size(used)} used of {render.human_size(total)}")
     return 0
 
 

@@ -20,6 +20,13 @@ fi
 EXTRAS="${1:-test}"
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
 if [ "$EXTRAS" = "test" ]; then
+    # zsh, for the test of `ais completion zsh` in a real shell: installed when missing and we are
+    # root with apt-get; never fails the install (the test skips, saying why, without zsh)
+    if ! command -v zsh >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q zsh >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q zsh >/dev/null 2>&1; } \
+            || echo "install: could not install zsh (the zsh completion test will be skipped)" >&2
+    fi
     "$ROOT/deploy/local/install_azurite.sh"   # the Azure emulator (npm) for the az:// tests
     # PyTorch (CPU) for ais.pytorch and its tests; the SDK's aistore.pytorch also imports alive_progress
     .venv/bin/python -m pip install -q "torch==2.13.0" "alive-progress>=3"

@@ -12,18 +12,26 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 from aistore import Client
 
 from ais.cli import localcluster
 from ais.lifecycle import DECOMMISSIONED_FILE
+from tests.cluster.cli_forkserver import ForkServer
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cli import Runner
 from tests.cluster.test_rebalance import node_id, put_all, read_all_ok, smap
 
 pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[ForkServer]:
+    server = ForkServer()
+    yield server
+    server.close()
 
 
 def wait_for(what: str, cond: Callable[[], bool], timeout_s: float = 60.0) -> None:
@@ -61,9 +69,9 @@ def restart(c: Cluster, name: str) -> None:
     c.spec.save()
 
 
-def test_shutdown_decommission_and_add_back(make_cluster: Any, tmp_path: Any) -> None:
+def test_shutdown_decommission_and_add_back(make_cluster: Any, cli: ForkServer, tmp_path: Any) -> None:
     c = make_cluster(targets=3, mountpaths=1)
-    ais = Runner(c.endpoint, str(tmp_path / "config"))
+    ais = Runner(c.endpoint, str(tmp_path / "config"), cli)
     client = Client(c.endpoint)
     client.bucket("life").create()
     names = [f"o-{i:03d}" for i in range(120)]
@@ -122,9 +130,9 @@ def test_shutdown_decommission_and_add_back(make_cluster: Any, tmp_path: Any) ->
     assert table.count("online") == 4, table
 
 
-def test_unsafe_removal_user_data_and_refusals(make_cluster: Any, tmp_path: Any) -> None:
+def test_unsafe_removal_user_data_and_refusals(make_cluster: Any, cli: ForkServer, tmp_path: Any) -> None:
     c = make_cluster(targets=3, mountpaths=1)
-    ais = Runner(c.endpoint, str(tmp_path / "config"))
+    ais = Runner(c.endpoint, str(tmp_path / "config"), cli)
     client = Client(c.endpoint)
     client.bucket("rm").create()
     names = [f"r-{i:03d}" for i in range(60)]
@@ -175,9 +183,9 @@ def test_unsafe_removal_user_data_and_refusals(make_cluster: Any, tmp_path: Any)
     assert exited(c, "t1") == 0 and t1 not in smap(c).targets
 
 
-def test_node_config(make_cluster: Any, tmp_path: Any) -> None:
+def test_node_config(make_cluster: Any, cli: ForkServer, tmp_path: Any) -> None:
     c = make_cluster(targets=2, mountpaths=1)
-    ais = Runner(c.endpoint, str(tmp_path / "config"))
+    ais = Runner(c.endpoint, str(tmp_path / "config"), cli)
     t0, t1 = node_id(c, c.node("t0")), node_id(c, c.node("t1"))
     out = ais("config", "node", t0, "set", "space.check_interval_s=7", "log.level=DEBUG").stdout
     assert "space.check_interval_s  7.0" in out and f"t[{t0}] config updated" in out
