@@ -932,19 +932,26 @@ def prepare_group(t: Target) -> str:
     return f"{fam} {t.url} {t.bucket} {t.root}"
 
 
-async def ensure_bucket(t: Target) -> int:
+async def ensure_bucket(t: Target, patience_s: float = 30.0) -> int:
+    """Create t's bucket (409, already there, is fine); 5xx answers are retried for patience_s
+    (a freshly started Swift answers 503 until its account and container servers are up)."""
     netloc, base = split_url(t.url)
     base = base.rstrip("/")
     pool = Pool()
+    t_end = time.monotonic() + patience_s
     try:
-        if t.kind == "s3":
-            path = f"{base}/{t.bucket}"
-            hdrs = SigV4(t.ak, t.sk, t.region).headers("PUT", netloc, path, EMPTY_SHA256) if t.ak else None
-            st, _, _, _ = await pool.call("PUT", netloc, path, b"", hdrs)
-        else:
-            st, _, _, _ = await pool.call("POST", netloc, f"{base}/v1/buckets/{t.bucket}",
-                                          json.dumps({"action": "create-bck"}).encode(),
-                                          {"Content-Type": "application/json"})
+        while True:
+            if t.kind == "s3":
+                path = f"{base}/{t.bucket}"
+                hdrs = SigV4(t.ak, t.sk, t.region).headers("PUT", netloc, path, EMPTY_SHA256) if t.ak else None
+                st, _, _, _ = await pool.call("PUT", netloc, path, b"", hdrs)
+            else:
+                st, _, _, _ = await pool.call("POST", netloc, f"{base}/v1/buckets/{t.bucket}",
+                                              json.dumps({"action": "create-bck"}).encode(),
+                                              {"Content-Type": "application/json"})
+            if st < 500 or time.monotonic() > t_end:
+                break
+            await asyncio.sleep(0.5)
     finally:
         pool.close()
     if st // 100 != 2 and st != 409:
@@ -1078,6 +1085,9 @@ def main(argv: list[str] | None = None) -> int:
     pm.add_argument("--concs", default="16")
     pm.add_argument("--servers", default="ais ais-direct nginx", help="without --target: old-style servers")
     pm.add_argument("--reps", type=int, default=3)
+    pm.add_argument("--duration-for", action="append", default=[], metavar="SIZE=SECONDS[/WARMUP]",
+                    help="another window for cells of this size, e.g. 64MiB=20/5 (at c64 one 64 MiB round "
+                         "trip takes seconds: a short window holds a round or two)")
     pm.add_argument("--out", required=True)
 
     pt = sub.add_parser("table", help="markdown table of JSONL results")
@@ -1103,10 +1113,19 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(asyncio.run(prepare_target(t, objects_for))), flush=True)
         return 0
 
+    windows = {}
+    for spec in getattr(a, "duration_for", []):
+        size, _, secs = spec.partition("=")
+        d, _, w = secs.partition("/")
+        windows[parse_size(size)] = (float(d), float(w) if w else None)
+
     def cell(t: Target, op: str, size: int, objects: int, conc: int, label: str) -> dict:
         c = argparse.Namespace(**vars(a))
         c.op, c.size, c.objects, c.concurrency, c.label = op, size, objects, conc, label
         c.target = None
+        if size in windows:
+            c.duration = windows[size][0]
+            c.warmup = a.warmup if windows[size][1] is None else windows[size][1]
         for attempt in range(a.retries + 1):
             busy_before = wait_quiet(a.quiet_wait, a.quiet_cores) if a.quiet_wait > 0 else None
             r = run_dd(c, t) if t.kind == "dd" else run_cell(c, t)

@@ -240,6 +240,7 @@ def chart(rows: list[dict], path: str, goals=GOALS, pairs=CHART_PAIRS, title: st
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     present = [p for p in pairs if any((r["num"], r["den"]) == p for r in rows)]
     groups = sorted({(r["op"], r["size_bytes"], r["concurrency"]) for r in rows},
@@ -256,10 +257,14 @@ def chart(rows: list[dict], path: str, goals=GOALS, pairs=CHART_PAIRS, title: st
             if v is None:
                 continue
             x = gi - 0.4 + width * (j + 0.5)
-            xs.append(x)
-            ys.append(v)
-            ax.annotate(f"{v:.2g}", (x, v), ha="center", va="bottom", fontsize=7, xytext=(0, 1),
-                        textcoords="offset points")
+            if v > 0:
+                xs.append(x)
+                ys.append(v)
+                ax.annotate(f"{v:.2g}", (x, v), ha="center", va="bottom", fontsize=7, xytext=(0, 1),
+                            textcoords="offset points")
+            else:   # no op completed in the window: no bar on a log scale, say so
+                ax.annotate("0", (x, 0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+                            fontsize=7, color=colors[j % len(colors)], xytext=(0, 2), textcoords="offset points")
             for g in goals:
                 if (g.op, g.size, g.num, g.den) == (op, size, num, den):
                     ax.hlines(g.need, x - width / 2 - 0.03, x + width / 2 + 0.03, colors="black", linewidth=2,
@@ -268,6 +273,9 @@ def chart(rows: list[dict], path: str, goals=GOALS, pairs=CHART_PAIRS, title: st
         ax.bar(xs, ys, width=width * 0.95, label=f"{num} ÷ {den}", color=colors[j % len(colors)], zorder=2)
     ax.axhline(1.0, color="grey", linewidth=0.8, zorder=1)
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(FixedLocator([m * 10.0**e for e in range(-3, 4) for m in (1, 2, 5)]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{op.upper()}\n{human_size(size)}\nc{conc}" for op, size, conc in groups], fontsize=8)
     ax.set_ylabel("ratio (log scale; > 1: the first is faster)")
@@ -303,8 +311,8 @@ def section(doc: dict, chart_link: str = "", note: str = "") -> str:
         parts += [warn.strip(), ""]
     if chart_link:
         parts += [f"![ratios]({chart_link})", ""]
-    parts += ["Reproduce: `benchmarks/run_matrix.sh` (defaults `REPS=3 DURATION=10 WARMUP=2`, every size and "
-              "concurrency: ≈ 50 min on a quiet machine; a quick look: `REPS=1 DURATION=2 SIZES=16KiB CONCS=16 "
+    parts += ["Reproduce: `benchmarks/run_matrix.sh` (defaults `REPS=3 DURATION=10 WARMUP=2`, 20 s windows after 5 s "
+              "of warm-up for 64 MiB, every size and concurrency: ≈ 60 min on a quiet machine; a quick look: `REPS=1 DURATION=2 SIZES=16KiB CONCS=16 "
               "benchmarks/run_matrix.sh`); other load: `python benchmarks/aisloader.py --help`.", ""]
     parts += ["### Goals", "", goals_table(doc["goals"]), "", "### Ratios", "", ratios_table(doc["ratios"]), "",
               "### Medians per cell", "", cells_table(doc["_s"]), "", MARKER_END]

@@ -11,7 +11,7 @@
 # ratios, a markdown section, and that section regenerated in benchmarks/README.md (between its
 # marker comments; nothing else in the file changes). Everything started here is stopped at the end.
 #
-#   benchmarks/run_matrix.sh                                        # the full matrix (~50 min)
+#   benchmarks/run_matrix.sh                                        # the full matrix (~60 min)
 #   REPS=1 DURATION=2 SIZES=16KiB CONCS=16 benchmarks/run_matrix.sh # a quick look (~2 min)
 #
 # Needs root once for the peers (apt-get): ../shared/bench/peers/{nginx,swift}/setup.sh, run here
@@ -20,6 +20,8 @@
 #
 # Env (defaults in brackets):
 #   REPS [3]  DURATION [10]  WARMUP [2]  PROCS [2] (client processes)  NICE [-10] (0 = leave)
+#   DURATION_FOR ["64MiB=20/5"]  other windows (seconds/warm-up) for some sizes: at c64 one round of
+#                64 MiB requests takes seconds, so a 10 s window would hold one or two rounds
 #   SIZES ["16KiB 1MiB 8MiB 64MiB"]  OPS ["get put"]  CONCS ["16 64"]
 #   TARGETS ["ais ais-s3 nginx swift dd"]  (also: ais-direct; a peer that fails to start is dropped)
 #   DD_BYTES [1GiB] bytes per dd cell   DD_SIZES [8MiB] the PUT sizes dd runs for
@@ -52,6 +54,7 @@ CONCS=${CONCS:-16 64}
 TARGETS=${TARGETS:-ais ais-s3 nginx swift dd}
 DD_BYTES=${DD_BYTES:-1GiB}
 DD_SIZES=${DD_SIZES:-8MiB}
+DURATION_FOR=${DURATION_FOR-64MiB=20/5}
 QUIET_WAIT=${QUIET_WAIT:-$DURATION}
 README=${README-$HERE/README.md}
 KEY=BENCHS3ACCESSKEY01
@@ -86,6 +89,14 @@ objects() {  # op size -> how many keys a cell uses (PUT: >= 2 x the highest con
 
 has() { [[ " $TARGETS " == *" $1 "* ]]; }
 
+swift_up() {  # seconds: wait that long at most for Swift's proxy to answer its health check
+    for _ in $(seq 1 $(($1 * 5))); do
+        curl -fsS "http://127.0.0.1:$SWIFT_PORT/healthcheck" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
 machine_info() {
     echo "date: $(date -u +%FT%TZ)  kernel: $(uname -r)  cores: $(nproc)  mem: $(free -g | awk '/Mem:/{print $2}') GiB  loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
     grep -m1 "model name" /proc/cpuinfo || true
@@ -107,8 +118,18 @@ fi
 "$PY" -c 'import matplotlib' 2>/dev/null || "$PY" -m pip install -q 'matplotlib>=3.8'
 
 # 1. the cluster: fresh, fsync on (the default), an S3 key so every S3 request's SigV4 is verified
-"$AIS" cluster down --dir "$CL" --purge --yes >/dev/null 2>&1 || true
-"$AIS" cluster up --dir "$CL" --port "$PORT" --targets 3 --mountpaths 2 | grep AIS_ENDPOINT= | sed -n 1p
+# (PORT is in Linux's ephemeral range: a node's port can be taken by some client's outgoing
+# connection for a while, and the node then fails to bind: try again)
+for try in 1 2 3; do
+    "$AIS" cluster down --dir "$CL" --purge --yes >/dev/null 2>&1 || true
+    if up=$("$AIS" cluster up --dir "$CL" --port "$PORT" --targets 3 --mountpaths 2 2>&1); then
+        echo "$up" | grep AIS_ENDPOINT= | sed -n 1p
+        break
+    fi
+    echo "cluster up failed (try $try/3): $(echo "$up" | tail -1) $(grep -h 'Errno' "$CL"/*/node.log 2>/dev/null | tail -1)"
+    [ "$try" = 3 ] && exit 1
+    sleep 10
+done
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["fsync"], "cluster without fsync"; print("cluster fsync:", d["fsync"])' "$CL/cluster.json"
 # shellcheck disable=SC2046
 bench_prio $("$PY" -c 'import json,sys; print(" ".join(str(n["pid"]) for n in json.load(open(sys.argv[1]))["nodes"]))' "$CL/cluster.json")
@@ -125,9 +146,13 @@ for t in $TARGETS; do
         if "$HERE/nginx_peer.sh" start; then RUN="$RUN nginx"; bench_prio "$(cat "$NGINX_BENCH_DIR/master.pid")"
         else echo "NGINX DID NOT START: dropped"; fi ;;
     swift)
+        # start.sh waits 20 s for the proxy; on a loaded machine its Python start-up takes longer
         SWIFT_WIPE=1 "$BENCH/peers/swift/stop.sh" >/dev/null 2>&1 || true
-        if out=$("$BENCH/peers/swift/start.sh" 2>&1); then
-            echo "$out" | tail -2
+        out=$("$BENCH/peers/swift/start.sh" 2>&1) || true
+        if swift_up "${SWIFT_WAIT:-90}"; then
+            echo "$out" | grep -E '^(swift up|pids)' || echo "swift up after start.sh's own wait"
+            # shellcheck disable=SC2046
+            bench_prio $(cat "$SWIFT_BENCH_DIR"/run/*.pid)
             RUN="$RUN swift"
         else
             echo "SWIFT DID NOT START: dropped. Its output:"; echo "$out"
@@ -169,7 +194,7 @@ echo "## matrix"
 "$PY" "$HERE/aisloader.py" matrix "${TARGS[@]}" --cases "$CASES" --concs "$CONCS" --reps "$REPS" \
     --duration "$DURATION" --warmup "$WARMUP" --procs "$PROCS" --quiet-wait "$QUIET_WAIT" \
     --quiet-cores "${QUIET_CORES:-0.3}" --max-other "${MAX_OTHER:-0.4}" --retries "${RETRIES:-1}" \
-    --out "$JSONL" > /dev/null
+    $(for w in $DURATION_FOR; do echo "--duration-for $w"; done) --out "$JSONL" > /dev/null
 
 # 5. summary, chart, tables, README section
 echo
