@@ -2,7 +2,8 @@
 docs/lifecycle_node.md): shutdown (maintenance, rebalance, the process exits, restarted it comes
 back), decommission (data moved off, the node leaves the map, erases its metadata, exits; restarted
 it waits in standby until `ais cluster add`), unsafe removal with and without shutdown, removal of
-user data, per-node config (persisted on the node), and refusals that name the problem.
+user data, proxies (shut down and decommissioned), per-node config (persisted on the node), and
+refusals that name the problem.
 """
 
 from __future__ import annotations
@@ -216,3 +217,23 @@ def test_node_config(make_cluster: Any, cli: ForkServer, tmp_path: Any) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 403 and health(c.node("t1").public_url) == 200
+
+
+def test_proxy_shutdown_and_decommission(make_cluster: Any, cli: ForkServer, tmp_path: Any) -> None:
+    c = make_cluster(proxies=3, targets=1, mountpaths=1)
+    ais = Runner(c.endpoint, str(tmp_path / "config"), cli)
+    p1, p2 = node_id(c, c.node("p1")), node_id(c, c.node("p2"))
+    # a proxy moves no data: no rebalance, it exits at once and stays in the map in maintenance
+    out = json.loads(ais("cluster", "shutdown", f"p[{p1}]", "-y", "--json", "--wait").stdout)
+    assert out == {"node": p1, "action": "shutdown-node", "rebalance_id": ""}
+    wait_for("p1 exits", lambda: exited(c, "p1") is not None)
+    assert exited(c, "p1") == 0 and smap(c).proxies[p1].in_maintenance
+    restart(c, "p1")
+    wait_for("p1 rejoins", lambda: health(c.node("p1").public_url) == 200)
+    ais("cluster", "maintenance", "stop", p1)
+    assert not smap(c).proxies[p1].in_maintenance
+    # decommissioned: out of the map, and the process is gone
+    assert "applies to targets only" in ais.fails("cluster", "rm", p2, "--no-shutdown", "-y")
+    ais("cluster", "rm", p2, "-y", "--wait")
+    wait_for("p2 exits", lambda: exited(c, "p2") is not None)
+    assert exited(c, "p2") == 0 and p2 not in smap(c).proxies and p1 in smap(c).proxies
