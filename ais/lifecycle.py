@@ -48,11 +48,11 @@ DECOMMISSIONED_FILE = "decommissioned"   # in the conf dir: do not self-join, wa
 
 class Lifecycle:
     def __init__(self, conf_dir: str, me: Node, store: MetaStore, node_cfg: NodeConfig, stop: asyncio.Event,
-                 secret: Callable[[], str], user_dirs: Sequence[str] = ()) -> None:
+                 secret: Callable[[], str], user_dirs: Callable[[], Sequence[str]] = lambda: ()) -> None:
         self.conf_dir, self.me, self.store, self.node_cfg = conf_dir, me, store, node_cfg
         self.stop = stop
         self.secret = secret
-        self.user_dirs = tuple(user_dirs)      # a target's mountpaths
+        self.user_dirs = user_dirs             # a target's mountpaths (as they are when cleaning up)
         self.standby = False
         self._removed = asyncio.Event()        # dropped from the cluster map while running
         self._added = asyncio.Event()          # a newer cluster map lists this node again
@@ -181,7 +181,7 @@ class Lifecycle:
         with open(os.path.join(self.conf_dir, DECOMMISSIONED_FILE), "w", encoding="utf-8") as f:
             f.write("decommissioned: add it again with 'ais cluster add'\n")
         if rm_user_data:
-            for d in self.user_dirs:
+            for d in self.user_dirs():
                 for entry in os.scandir(d) if os.path.isdir(d) else ():
                     if entry.is_dir(follow_symlinks=False):
                         shutil.rmtree(entry.path, ignore_errors=True)
