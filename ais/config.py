@@ -57,6 +57,10 @@ class TargetSection:
     # `slow_io_ms`, and the load monitor sees that disk 100% busy (a failing or saturated disk)
     slow_mountpath: int = -1
     slow_io_ms: float = 0.0
+    # a mountpath with this many disk errors (EIO and the like) within a minute is disabled
+    io_errors_to_disable: int = 5
+    # test hook: every I/O of this mountpath (a path; "" = none) fails with EIO (settable at runtime)
+    fault_eio_mountpath: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,14 @@ class TimeoutsSection:
     data_read_s: float = 60.0        # per-read timeout of data-plane streams
     keepalive_interval_s: float = 2.0
     keepalive_dead_s: float = 10.0   # primary marks a node dead after this silence
+    # ... and removes a target silent this long from the cluster map (0 = never), so that its
+    # objects get new owners: reads of erasure-coded objects are rebuilt there, the others
+    # rebalance; a removed target that comes back is told so by its next keepalive and rejoins
+    remove_dead_s: float = 30.0
+    # a node whose keepalives to the primary have failed this long asks for an election
+    # (ais/election.py); a probe of a node's liveness during an election gives up after probe_s
+    primary_dead_s: float = 4.0
+    probe_s: float = 2.0
     join_wait_s: float = 60.0
     shutdown_s: float = 10.0
     metasync_retry_s: float = 1.0

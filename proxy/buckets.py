@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ais import apc, names
 from ais.cmap import READONLY_PROPS, BucketMD, ClusterMap, default_bucket_props
+from ais.ec import ACT_EC_ENCODE, check_props as check_ec_props
 from ais.errors import (AisError, BadMessage, BadRequest, BucketExists, BucketNotFound, NotImplementedErr,
                         ServiceUnavailable, UnknownAction)
 from ais.names import Bucket
@@ -27,6 +28,7 @@ from ais.template import parse_selection
 from ais.web import ActionMsg, action_msg, ci_get, parse_json, read_action, read_body
 from proxy.cluster import start_job, wait_job
 from proxy.context import CTX, ProxyContext
+from proxy import mirror
 from proxy.membership import PRIMARY, Primary
 from proxy.remote import remote_page, require_bucket
 
@@ -231,6 +233,7 @@ async def post_bucket(request: web.Request) -> web.StreamResponse:
     assert bck is not None
     primary = request.app[PRIMARY]
     if msg.action == apc.ACT_CREATE_BCK:
+        await mirror.validate_change(ctx, bck, msg.value)
         await create_bucket(primary, bck, msg.value)
         return web.Response(status=200)
     if msg.action in (apc.ACT_MOVE_BCK, apc.ACT_COPY_BCK):
@@ -242,6 +245,10 @@ async def post_bucket(request: web.Request) -> web.StreamResponse:
     if msg.action in ("etl-bck", "etl-listrange"):
         from proxy import etl  # etl imports this module
         return await etl.transform(request, ctx, primary, bck, msg)
+    if msg.action == apc.ACT_MAKE_N_COPIES:
+        return await mirror.make_n_copies(request, ctx, primary, bck, msg)
+    if msg.action == ACT_EC_ENCODE:
+        return await _ec_encode(request, ctx, primary, bck, msg)
     raise UnknownAction(f"unknown bucket POST action {msg.action!r}")
 
 
@@ -361,6 +368,7 @@ async def create_bucket(primary: Primary, bck: Bucket, value: Any) -> None:
         if bmd.get(bck) is not None:
             raise BucketExists(bck.cname)
         props = _merge_props(default_bucket_props(bck, bmd.next_bid()), value or {})
+        check_ec_props(bck, props, None, len(smap.active_targets()))
         return None, bmd.with_bucket(bck, props)
     await primary.update(add)
 
@@ -433,6 +441,8 @@ async def patch_bucket(request: web.Request) -> web.StreamResponse:
     if msg.action == apc.ACT_SET_BPROPS and not isinstance(msg.value, dict):
         raise BadMessage("set-bprops value must be a JSON object of bucket props")
     await require_bucket(request, bck)   # a remote bucket is added on first access
+    copies = await mirror.validate_change(ctx, bck, msg.value) if msg.action == apc.ACT_SET_BPROPS else None
+    ec_on = False
 
     async def change(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
         props = bmd.get(bck)
@@ -444,9 +454,39 @@ async def patch_bucket(request: web.Request) -> web.StreamResponse:
             return None, bmd.with_bucket(bck, fresh)
         # props persisted by an older version may lack newer sections: defaults fill them in
         current = {**default_bucket_props(bck, int(str(props.get("bid", "0")))), **props}
-        return None, bmd.with_bucket(bck, _merge_props(current, msg.value))
+        new = _merge_props(current, msg.value)
+        nonlocal ec_on
+        ec_on = check_ec_props(bck, new, props, len(smap.active_targets()))
+        return None, bmd.with_bucket(bck, new)
     await request.app[PRIMARY].update(change)
+    if ec_on:   # as AIStore: turning EC on encodes the objects the bucket already has
+        await start_job(ctx, ACT_EC_ENCODE, bck, None, {})
+    if copies is not None:   # and changing mirroring adds or removes copies of the objects it has
+        await start_job(ctx, apc.ACT_MAKE_N_COPIES, bck, None, {"copies": copies})
     return web.Response(status=200)
+
+
+async def _ec_encode(request: web.Request, ctx: ProxyContext, primary: Primary, bck: Bucket,
+                     msg: ActionMsg) -> web.StreamResponse:
+    """ec-encode: erasure coding on, with the scheme in the value (AIStore's ECConfToSet, possibly
+    itself a JSON string), and a job that encodes the objects the bucket has; its ID."""
+    value = parse_json(msg.value.encode(), "ec-encode value") if isinstance(msg.value, str) else msg.value
+    if not isinstance(value, dict):
+        raise BadMessage("ec-encode value must be an object: {\"data_slices\": d, \"parity_slices\": p}")
+    scheme = {k: value[k] for k in ("data_slices", "parity_slices", "objsize_limit") if k in value}
+    await require_bucket(request, bck)
+
+    async def change(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+        props = bmd.get(bck)
+        if props is None:
+            raise BucketNotFound(bck.cname)
+        current = {**default_bucket_props(bck, int(str(props.get("bid", "0")))), **props}
+        new = _merge_props(current, {"ec": {**scheme, "enabled": True}})
+        check_ec_props(bck, new, props, len(smap.active_targets()))
+        return None, bmd.with_bucket(bck, new)
+    await primary.update(change)
+    job_id = await start_job(ctx, ACT_EC_ENCODE, bck, None, {})
+    return web.Response(text=job_id, content_type="text/plain")
 
 
 # --- rename and copy: jobs on every target --------------------------------------------------

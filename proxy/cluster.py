@@ -154,6 +154,9 @@ async def get_cluster(request: web.Request) -> web.StreamResponse:
         q = await _job_query(request)
         jobs = _by_job(await job_snaps(ctx, q, active=True))
         return web.json_response([f"{ss[0]['kind']}[{jid}]" for jid, ss in jobs.items()])
+    if what == apc.WHAT_MOUNTPATHS:
+        from proxy import mirror  # mirror imports this module
+        return web.json_response(await mirror.mountpaths(ctx))
     if what == apc.WHAT_QUERY_STATS:
         q = await _job_query(request)
         snaps = await job_snaps(ctx, q, active=q.get("show_active", False))
@@ -164,7 +167,7 @@ async def get_cluster(request: web.Request) -> web.StreamResponse:
     raise BadRequest(f"unsupported 'what={what}'")
 
 
-_STARTABLE = ("lru",)   # kinds `PUT /v1/cluster {"action": "start"}` may start (others come with their features)
+_STARTABLE = ("lru", "resilver")   # kinds `PUT /v1/cluster {"action": "start"}` may start (others come with their features)
 
 
 async def _start(request: web.Request, ctx: ProxyContext, value: Mapping[str, Any]) -> web.StreamResponse:
@@ -185,6 +188,10 @@ async def _start(request: web.Request, ctx: ProxyContext, value: Mapping[str, An
     return web.Response(text=job_id, content_type="text/plain")
 
 
+# node lifecycle actions (proxy.nodes.ACTIONS; named here because nodes imports this module)
+_NODE_ACTIONS = ("start-maintenance", "stop-maintenance", "decommission-node", "shutdown-node", "rm-unsafe")
+
+
 async def put_cluster(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     msg = await read_action(request)
@@ -199,10 +206,16 @@ async def put_cluster(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
     if msg.action == apc.ACT_START:
         return await _start(request, ctx, msg.value if isinstance(msg.value, dict) else {})
-    if msg.action in ("start-maintenance", "stop-maintenance", "decommission-node"):
+    if msg.action in _NODE_ACTIONS:
         from proxy import nodes  # nodes imports proxy.buckets, which imports this module
         return await nodes.change_node(request, ctx, msg.action, msg.value)
     if msg.action in (apc.ACT_SET_CONFIG, apc.ACT_RESET_CONFIG):
         from proxy import config  # config forwards through proxy.buckets, which imports this module
         return await config.change_config(request, msg.action, msg.value)
     raise UnknownAction(f"unknown cluster action {msg.action!r}")
+
+
+async def set_primary(request: web.Request) -> web.StreamResponse:
+    """`PUT /v1/cluster/proxy/<id>`: hand primacy to another proxy (reference §3.4, manual failback)."""
+    from proxy import election  # election imports proxy.buckets, which imports this module
+    return await election.set_primary(request)

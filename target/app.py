@@ -19,13 +19,16 @@ from aiohttp import web
 from ais import apc, auth, tls
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
+from ais.election import VOTE_PATH, Voter
 from ais.errors import BadRequest, ServiceUnavailable
 from ais.intra import IntraClient
-from ais.membership import ClusterAgent, MetaStore, daemon_answer, follow_config, load_or_create_id, metasync_handler
+from ais.lifecycle import Lifecycle
+from ais.membership import ClusterAgent, MetaStore, daemon_answer, load_or_create_id, metasync_handler
 from ais.metrics import NodeMetrics
+from ais.nodeconfig import NodeConfig
 from ais.s3.web import render_s3_error
-from ais.web import Listener, metrics_handler, middlewares, until_stopped as _until_stopped
-from target import etl, jobs, listing, moss, objects, rebalance, remote, s3, space
+from ais.web import Listener, metrics_handler, middlewares
+from target import ec, etl, jobs, listing, moss, objects, rebalance, remote, s3, space, storage
 from target.etl import handlers as etl_handlers
 from target.jobs import rebalance as rebalance_job
 from target.backends import Backends
@@ -87,6 +90,7 @@ def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appli
     app[CTX] = ctx
     app[jobs.JOBS] = registry
     app.router.add_put("/v1/metasync", metasync_handler(ctx.store, lambda: ctx.cfg.cluster.secret))
+    app.router.add_post(VOTE_PATH, Voter(ctx.me, ctx.store, ctx.http, lambda: ctx.cfg).handle)
     app.router.add_post("/v1/lso/{bucket}", listing.list_page)
     app.router.add_get("/v1/rbck/{bucket}", remote.head_remote_bucket)
     app.router.add_post("/v1/rlso/{bucket}", remote.list_remote_page)
@@ -98,6 +102,7 @@ def build_intra_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appli
     app.router.add_post(moss.SEND_PATH, moss.send_entries)
     etl_handlers.add_routes(app)
     rebalance.add_routes(app)
+    ec.add_routes(app)
     _add_common(app, ctx)
     return app
 
@@ -115,10 +120,13 @@ def _add_common(app: web.Application, ctx: TargetContext) -> None:
             return common
         if what == apc.WHAT_NODE_STATUS:
             return web.json_response(await node_status(ctx))
+        if what == apc.WHAT_MOUNTPATHS:
+            return storage.mountpaths_answer(ctx)
         raise BadRequest(f"unsupported 'what={what}' on a target")
 
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/daemon", daemon)
+    storage.add_routes(app)
     app.router.add_get("/metrics", metrics_handler(ctx.metrics))
 
 
@@ -127,7 +135,8 @@ async def node_status(ctx: TargetContext) -> dict[str, object]:
         out = {}
         for mp in ctx.mountpaths.paths:
             st = os.statvfs(mp)
-            out[mp] = {"total": st.f_blocks * st.f_frsize, "avail": st.f_bavail * st.f_frsize}
+            # fs: the filesystem's device, so that mountpaths sharing one disk count once in totals
+            out[mp] = {"total": st.f_blocks * st.f_frsize, "avail": st.f_bavail * st.f_frsize, "fs": os.stat(mp).st_dev}
         return out
     return {"snode": ctx.me.to_wire(), "mountpaths": await asyncio.get_running_loop().run_in_executor(None, disks),
             "uptime_ns": time.monotonic_ns() - ctx.started_ns, "pid": os.getpid(), "load": ctx.load.snapshot.to_dict()}
@@ -163,7 +172,14 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
 
         def config_changed(new: Config) -> None:
             ctx.cfg = ctx.load.cfg = new
-        ctx.cfg = ctx.load.cfg = follow_config(store, cfg, config_changed)
+        node_cfg = NodeConfig(cfg.node.conf_dir, cfg, config_changed)
+        await loop.run_in_executor(None, node_cfg.load)
+        ctx.cfg = ctx.load.cfg = node_cfg.follow(store)
+        # shutdown, decommission and standby (ais.lifecycle); its cleanup runs after the rest has stopped
+        life = Lifecycle(cfg.node.conf_dir, me, store, node_cfg, stop, lambda: ctx.cfg.cluster.secret,
+                         user_dirs=lambda: ctx.mountpaths.paths)
+        await loop.run_in_executor(None, life.load)
+        stack.push_async_callback(life.finish)
         ctx.gate = auth.gate_for(cfg.auth, lambda: store.smap.uuid if store.smap else "", lambda: store.auth)
         if ctx.gate is not None:
             http.signer = ctx.gate.sign_header
@@ -173,6 +189,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         registry = jobs.JobRegistry()
         stack.push_async_callback(registry.stop_all)
         rebalance_job.follow(ctx, registry)
+        await storage.attach(ctx, registry)   # mountpaths attached or detached at runtime before a restart
         ctx.spawn(space.SpaceMonitor(ctx, registry).loop(), name="space-monitor")
 
         # 2. listeners first: the primary metasyncs to us while we join
@@ -180,12 +197,14 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         intra = Listener(build_intra_app(ctx, registry), host, cfg.net.intra_port, shutdown_s=cfg.timeouts.shutdown_s,
                          header_read_timeout_s=cfg.net.header_read_timeout_s)
         intra.ssl_context = server_tls
+        life.add_intra_routes(intra.app)
         await intra.start()
         stack.push_async_callback(intra.stop)
         public = Listener(build_public_app(ctx, registry), host, cfg.net.public_port,
                           shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes,
                           header_read_timeout_s=cfg.net.header_read_timeout_s)
         public.ssl_context = server_tls
+        life.add_public_routes(public.app)
         await public.start()
         stack.push_async_callback(public.stop)
         log.info("target %s listening: public %s, intra %s, mountpaths %s", node_id, me.public_url, me.intra_url,
@@ -193,12 +212,10 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
 
         # 3. join and keep alive
         agent = ClusterAgent(me, store, http, cfg.proxy.primary_url, cfg.timeouts.keepalive_interval_s,
-                             cfg.cluster.secret)
+                             cfg.cluster.secret, dead_s=cfg.timeouts.primary_dead_s, probe_s=cfg.timeouts.probe_s)
         stack.push_async_callback(agent.stop)
-        if await _until_stopped(agent.join(cfg.timeouts.join_wait_s), stop):
-            agent.start()
-            rebalance_job.start(ctx, registry, store.rmd)   # one interrupted by a stop resumes
-            await stop.wait()
+        # one interrupted rebalance resumes once joined
+        await life.membership(agent, cfg.timeouts.join_wait_s, lambda: rebalance_job.start(ctx, registry, store.rmd))
         log.info("target %s shutting down", node_id)
 
 

@@ -26,8 +26,10 @@ from target.fs.quota import SpaceQuota
 from target.load import LoadMonitor
 
 if TYPE_CHECKING:
+    from target.ec import EcRuntime
     from target.etl.manager import EtlManager
     from target.remote import ColdFetch
+    from target.storage import Storage
 
 _LOCK_STRIPES = 1024
 
@@ -51,10 +53,12 @@ class TargetContext:
     quota: SpaceQuota = field(default_factory=SpaceQuota)   # space.capacity_bytes, measured by target.space
     etl: "EtlManager | None" = None   # set at start-up (target.etl.attach)
     gate: Gate | None = None          # authentication and authorization (ais.auth); None when auth is off
+    storage: "Storage | None" = None  # mountpaths at runtime (target.storage): set at start-up
     # rebalance (target.rebalance): job ID -> stage ("traverse", "wait") while one runs here, and
     # the ID of the last rebalance this target finished sending for (persisted)
     rebalancing: dict[str, str] = field(default_factory=dict)
     rebalanced: str = ""
+    ec: "EcRuntime | None" = None   # erasure coding (target.ec): created on first use
 
     def spawn(self, coro: Any, name: str) -> None:
         """A background task owned by the target: cancelled and awaited on shutdown."""

@@ -353,7 +353,9 @@ async def copy_headers(ctx: TargetContext, bck: Bucket, obj: str) -> dict[str, s
     from ais import apc
     mps = ctx.mountpaths
     places = slots(mps, bck, obj)
-    where = await mps.run(places[0].mp, copies_blocking, places) if len(places) > 1 else [places[0].mp]
+    if len(places) == 1 or not _upkeep(ctx, bck):   # never mirrored here: the main copy only, no disk look
+        return {apc.HDR_MIRROR_COPIES: "1", apc.HDR_MIRROR_PATHS: places[0].mp}
+    where = await mps.run(places[0].mp, copies_blocking, places)
     return {apc.HDR_MIRROR_COPIES: str(max(len(where), 1)), apc.HDR_MIRROR_PATHS: ",".join(where)}
 
 

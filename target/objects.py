@@ -27,7 +27,7 @@ from ais.errors import (AisError, InsufficientStorage, BadMessage, BadRequest, C
                         ObjectNotFound, RangeNotSatisfiable, UnknownAction)
 from ais.names import Bucket
 from ais.web import STREAMING, read_action
-from target import remote
+from target import ec, mirror, remote
 from target.archive import formats, index as ar_index
 from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
@@ -199,11 +199,30 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             if (cold := await _remote_get(request, ctx, bck, obj, props, path, rng)) is not None:
                 return cold
 
+    # 3. serve the stored object: checked first with validate_warm_get (bit rot is repaired from a
+    #    mirror copy); a failing disk's read is served by a mirror copy; a miss looks on the other
+    #    mountpaths (a mountpath change, a mirror copy) before the neighbors and the backend
+    try:
+        if mirror.validates_reads(props):
+            await mirror.verify_main(ctx, bck, obj, props)
+        resp = await _serve_stored(request, ctx, bck, obj, mp, path, rng)
+    except OSError as exc:
+        if not mirror.disk_error(exc) or request.get(STREAMING):
+            raise
+        resp = await _serve_stored(request, ctx, bck, obj, *await mirror.readable_copy(ctx, bck, obj, mp, exc), rng)
+    if resp is None and await mirror.restore(ctx, bck, obj, props):
+        resp = await _serve_stored(request, ctx, bck, obj, *ctx.mountpaths.object_path(bck, obj), rng)
+    return resp if resp is not None else await _get_missing(request, ctx, bck, obj, props, rng)
+
+
+async def _serve_stored(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, mp: str, path: str,
+                        rng: str | None) -> web.StreamResponse | None:
+    """The object file at `path` as the response; None when there is none."""
     # 3a. small objects: open + metadata + content in one hop, no sendfile
     if rng is None:
         small = await ctx.mountpaths.run(mp, fsmeta.read_small, path, SMALL_OBJECT_BYTES)
         if small is None:
-            return await _get_missing(request, ctx, bck, obj, props, rng)
+            return None
         meta, data = small
         if data is not None:
             _check_bid(ctx, bck, obj, meta)
@@ -215,7 +234,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     # 3b. larger or ranged: open + metadata in one hop, then sendfile
     opened = await ctx.mountpaths.run(mp, fsmeta.open_object, path)
     if opened is None:
-        return await _get_missing(request, ctx, bck, obj, props, rng)
+        return None
     f, meta = opened
     try:
         _check_bid(ctx, bck, obj, meta)
@@ -240,6 +259,9 @@ async def _get_missing(request: web.Request, ctx: TargetContext, bck: Bucket, ob
     from target import rebalance  # rebalance imports this module
     if (r := await rebalance.get_from_neighbor(request, ctx, bck, obj)) is not None:
         return r
+    if await ec.restore_object(ctx, bck, obj, props):   # rebuilt from its slices or replicas on other targets
+        if (resp := await _serve_stored(request, ctx, bck, obj, *ctx.mountpaths.object_path(bck, obj), rng)) is not None:
+            return resp
     if not bck.is_ais:
         return await _cold_get(request, ctx, bck, obj, props, rng)
     raise ObjectNotFound(bck.object_cname(obj))
@@ -302,7 +324,7 @@ _HEAD_PROPS = {"name", "size", "checksum", "atime", "version", "custom", "last-m
 
 
 async def head_object(request: web.Request) -> web.StreamResponse:
-    ctx, bck, obj, _ = await resolve(request)
+    ctx, bck, obj, bprops = await resolve(request)
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
     props: set[str] | None = None
@@ -313,15 +335,23 @@ async def head_object(request: web.Request) -> web.StreamResponse:
             raise BadRequest(f"unknown object props {sorted(unknown)}; valid: {sorted(_HEAD_PROPS)}")
     mp, path = ctx.mountpaths.object_path(bck, obj)
     meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+    if meta is None and await mirror.restore(ctx, bck, obj, bprops):   # on another mountpath
+        meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
     if not bck.is_ais:
         return await _head_remote(request, ctx, bck, obj, meta, props)
     if meta is None:
         from target import rebalance  # rebalance imports this module
         if (peer := await rebalance.get_from_neighbor(request, ctx, bck, obj)) is not None:
             return peer
-        raise ObjectNotFound(bck.object_cname(obj))
+        if not await ec.restore_object(ctx, bck, obj, bprops) or (meta := await ctx.mountpaths.run(
+                mp, fsmeta.stat_object, path)) is None:   # EC: rebuilt from its slices or replicas
+            raise ObjectNotFound(bck.object_cname(obj))
     _check_bid(ctx, bck, obj, meta)
     headers = object_headers(ctx, bck, obj, mp, meta, props)
+    if props is None or "copies" in props:
+        headers.update(await mirror.copy_headers(ctx, bck, obj))
+    if props is None or "ec" in props:
+        headers.update(await ec.head_headers(ctx, bck, obj, bprops))
     resp = web.Response(status=200, headers=headers)
     resp.headers["Content-Length"] = str(meta.size)
     return resp
@@ -500,13 +530,17 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
     run = ctx.mountpaths.run if write_through else ctx.mountpaths.run_flush   # a fetched copy: background
     async with ctx.object_lock(bck.object_uname(obj)):
         try:
-            return await run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
+            stored = await run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
         except OSError as exc:
             await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
             raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
         except BaseException:
             await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
             raise
+        await mirror.after_write(ctx, bck, obj, props)   # mirror copies before the write is acknowledged
+    if ec.enabled(bck, props):   # EC slices or replicas on other targets, too (outside the lock: network)
+        await ec.protect_object(ctx, bck, obj, props)
+    return stored
 
 
 async def put_object(request: web.Request) -> web.StreamResponse:
@@ -761,7 +795,9 @@ async def delete_local(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
     mp, path = ctx.mountpaths.object_path(bck, obj)
     bdir = ctx.mountpaths.bucket_dir(mp, bck)
     async with ctx.object_lock(bck.object_uname(obj)):
-        return await ctx.mountpaths.run(mp, _remove_object, path, bdir, obj)
+        removed = await ctx.mountpaths.run(mp, _remove_object, path, bdir, obj)
+        removed = await mirror.remove_copies(ctx, bck, obj) or removed   # and its mirror copies
+    return await ec.forget_object(ctx, bck, obj, ctx.bmd.get(bck) or {}) or removed   # and its EC slices everywhere
 
 
 def _remove_object(path: str, bdir: str, obj: str) -> bool:

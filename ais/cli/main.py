@@ -17,7 +17,8 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from ais.cli import (archive, auth, buckets, completion, config, etl, jobs, localcluster, nodes, objects, s3keys, show)
+from ais.cli import (archive, auth, buckets, completion, config, etl, jobs, localcluster, mountpaths, nodes, objects,
+                     s3keys, show)
 from ais.cli.common import CommandError, close_clients, endpoint
 from ais.cli.render import table
 from ais.client import ClientError, ConnectError, StatusError, TransportError
@@ -563,17 +564,9 @@ def _config(ap: argparse.ArgumentParser) -> None:
 
 def _storage(ap: argparse.ArgumentParser) -> None:
     g = group(ap, "storage", "targets' storage: mountpaths", ["ais storage mountpath ls"])
-    mg = group(g, "mountpath", "list, attach and detach mountpaths",
-               ["ais storage mountpath ls", "ais storage mountpath detach TARGET_ID /data/3"])
-    p = leaf(mg, "ls", show.cmd_mountpath_ls, "list every target's mountpaths",
-             ["ais storage mountpath ls", "ais storage mountpath ls --json"])
-    out_opts(p)
-    for name in ("attach", "detach"):
-        p = leaf(mg, name, show.cmd_mountpath_change, f"{name} a mountpath of a target",
-                 [f"ais storage mountpath {name} TARGET_ID /data/3"])
-        p.add_argument("node", metavar="TARGET_ID")
-        p.add_argument("path")
-        p.set_defaults(cmd=name)
+    mg = group(g, "mountpath", "list, attach, detach, enable and disable mountpaths",
+               ["ais storage mountpath ls", "ais storage mountpath detach TARGET_ID /data/3 --wait"])
+    mountpaths.add_commands(mg, leaf, out_opts)
 
 
 def _s3(ap: argparse.ArgumentParser) -> None:

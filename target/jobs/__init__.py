@@ -22,14 +22,17 @@ from target.jobs.etl import EtlBucketJob, EtlListJob
 from target.jobs.archive import ArchiveJob
 from target.jobs.base import Job
 from target.jobs.copy import CopyBucketJob, MoveBucketJob
+from target.jobs.ec import EcEncodeJob
 from target.jobs.lru import LruJob
+from target.jobs.mirror import MakeNCopiesJob, ResilverJob
 from target.jobs.listrange import BlobDownloadJob, CopyListJob, DeleteListJob, EvictBucketJob, EvictListJob, PrefetchListJob
 
 log = logging.getLogger(__name__)
 
 KINDS: dict[str, Callable[..., Job]] = {cls.kind: cls for cls in (
     CopyBucketJob, MoveBucketJob, PrefetchListJob, EvictListJob, DeleteListJob, EvictBucketJob, BlobDownloadJob,
-    CopyListJob, LruJob, ArchiveJob, EtlBucketJob, EtlListJob)}
+    CopyListJob, LruJob, ArchiveJob, EtlBucketJob, EtlListJob, MakeNCopiesJob, ResilverJob,
+    EcEncodeJob)}
 
 
 class JobRegistry:
