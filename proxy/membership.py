@@ -118,10 +118,36 @@ class Primary:
             self._wake.clear()
             if not self.ctx.is_primary:
                 continue
+            try:
+                await self.remove_dead_targets()
+            except ServiceUnavailable:   # stepped down meanwhile
+                continue
             lagging = [n for n in self.ctx.smap.nodes() if n.id != self.ctx.me.id and self._behind(n.id)
                        and self._alive(n.id)]
             if lagging:
                 await asyncio.gather(*(self._send(n) for n in lagging), return_exceptions=True)
+
+    async def remove_dead_targets(self) -> None:
+        """Drop targets not heard from for `timeouts.remove_dead_s` from the cluster map (AIStore
+        does the same): their objects get new owners and a rebalance starts. Targets in
+        maintenance send no keepalives and stay."""
+        limit = self.ctx.cfg.timeouts.remove_dead_s
+        if limit <= 0:
+            return
+        now = asyncio.get_running_loop().time()
+
+        def silent(n: Node) -> bool:
+            return not n.in_maintenance and now - self.ctx.last_seen.get(n.id, now) > limit
+        if not any(silent(n) for n in self.ctx.smap.targets.values()):
+            return
+
+        async def drop(smap: ClusterMap, bmd: BucketMD) -> tuple[ClusterMap | None, BucketMD | None]:
+            dead = [n for n in smap.targets.values() if silent(n)]
+            for n in dead:
+                log.warning("target %s silent for over %.0fs: removing it from the cluster map", n.display, limit)
+                smap = smap.without_node(n.id)
+            return (smap if dead else None), None
+        await self.update(drop)
 
     def take_over(self) -> None:
         """This proxy has just become the primary (start-up, election, hand-over): every node of
