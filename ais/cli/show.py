@@ -255,33 +255,11 @@ def cmd_storage(a: argparse.Namespace) -> int:
     return _storage(a)
 
 
-def cmd_mountpath_ls(a: argparse.Namespace) -> int:
-    return _storage(a)
-
-
 def _admin(c: Client, what: str, method: str, path: str, body: Any = None, node_url: str = "") -> str:
     try:
         return c.request(method, path, body=body, node_url=node_url, idempotent=False).text
     except StatusError as exc:
         raise unsupported(what, exc) from None
-
-
-def _target(c: Client, node_id: str) -> Node:
-    smap = c.cluster_map(refresh=True)
-    node = smap.targets.get(node_id) or smap.targets.get(node_id.removeprefix("t[").rstrip("]"))
-    if node is None:
-        raise CommandError(f"no target {node_id!r} in the cluster map (see 'ais show cluster')")
-    return node
-
-
-def cmd_mountpath_change(a: argparse.Namespace) -> int:
-    c = client(a)
-    node = _target(c, a.node)
-    action = "attach-mp" if a.cmd == "attach" else "detach-mp"
-    _admin(c, f"mountpath {a.cmd}", "PUT", "/v1/daemon/mountpaths", {"action": action, "value": a.path},
-           node_url=node.public_url)
-    print(f"{a.cmd}ed mountpath {a.path} on t[{node.id}]")
-    return 0
 
 
 # --- cluster set-primary (membership: ais/cli/nodes.py) -------------------------------------------

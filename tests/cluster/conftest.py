@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -40,6 +41,18 @@ def free_base_port(count: int) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError("no free port range")
+
+
+def wait_for(pred: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
+    """Poll `pred` until it returns something truthy; fail with `what` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.05)
 
 
 class Cluster:

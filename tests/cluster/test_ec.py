@@ -22,21 +22,10 @@ from aistore.sdk.errors import AISError, ErrObjNotFound
 from ais.cli import localcluster
 from ais.cli.localcluster import NodeSpec
 
-from .conftest import Cluster, _started, free_base_port
+from .conftest import Cluster, _started, free_base_port, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 LIMIT = 8192   # ec.objsize_limit of these tests: smaller objects are replicated
-
-
-def wait_for(pred: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -22,23 +22,13 @@ from aistore.sdk.errors import AISError, ErrObjNotFound
 
 from ais.cli import localcluster
 
+from .conftest import wait_for
+
 MiB = 1 << 20
 WORK_DIR = "%wk"
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-def wait_for(pred: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
-    """Poll `pred` until it returns something truthy; fail with `what` after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.05)
-
 
 def work_files(node: localcluster.NodeSpec) -> list[str]:
     """Every file under the `%wk` directories of a target's mountpaths."""
