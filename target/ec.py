@@ -459,19 +459,8 @@ async def _fetch_slice(ctx: TargetContext, bck: Bucket, obj: str, node_id: str, 
             raise AisError("the local slice is gone")
         body, meta = got
     else:
-        node = ctx.smap.targets.get(node_id)
-        if node is None:
-            raise AisError(f"target {node_id} left the cluster")
-        url, params = _url(node, bck, obj)
-        try:
-            async with ctx.http.session.get(url, params=params, headers=ctx.http.headers(),
-                                            timeout=ctx.http.data_timeout()) as resp:
-                if resp.status >= 400:
-                    raise AisError(f"{node.display}: {resp.status} {(await resp.text())[:200]}")
-                meta = EcMeta.from_json(resp.headers.get(HDR_META, ""))
-                body = await resp.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise AisError(f"{node.display}: {type(exc).__name__}: {exc}") from exc
+        async with _from_holder(ctx, bck, obj, node_id) as (resp, meta):
+            body = await resp.read()
     if (meta.generation, meta.index) != (want.generation, want.index):
         raise AisError(f"slice changed meanwhile (generation {meta.generation}, slice {meta.index})")
     if meta.slice_cksum and xxhash.xxh64(body).hexdigest() != meta.slice_cksum:
@@ -552,28 +541,36 @@ def _copy_local(src: str, work: str, fsync: bool) -> str:
     return h.hexdigest()
 
 
-async def _download(ctx: TargetContext, bck: Bucket, obj: str, node_id: str, mp: str, work: str, want: EcMeta) -> str:
+@contextlib.asynccontextmanager
+async def _from_holder(ctx: TargetContext, bck: Bucket, obj: str,
+                       node_id: str) -> AsyncIterator[tuple[aiohttp.ClientResponse, EcMeta]]:
+    """A holder's answer for its slice or replica of the object, with the EC metadata it sent;
+    a failure on the way (the request, or the caller's work on the body) is an AisError naming it."""
     node = ctx.smap.targets.get(node_id)
     if node is None:
         raise AisError(f"target {node_id} left the cluster")
     url, params = _url(node, bck, obj)
-    h = xxhash.xxh64()
-    f = await ctx.mountpaths.run(mp, open, work, "wb")
     try:
         async with ctx.http.session.get(url, params=params, headers=ctx.http.headers(),
                                         timeout=ctx.http.data_timeout()) as resp:
             if resp.status >= 400:
                 raise AisError(f"{node.display}: {resp.status} {(await resp.text())[:200]}")
-            meta = EcMeta.from_json(resp.headers.get(HDR_META, ""))
+            yield resp, EcMeta.from_json(resp.headers.get(HDR_META, ""))
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise AisError(f"{node.display}: {type(exc).__name__}: {exc}") from exc
+
+
+async def _download(ctx: TargetContext, bck: Bucket, obj: str, node_id: str, mp: str, work: str, want: EcMeta) -> str:
+    h = xxhash.xxh64()
+    f = await ctx.mountpaths.run(mp, open, work, "wb")
+    try:
+        async with _from_holder(ctx, bck, obj, node_id) as (resp, meta):
             if meta.generation != want.generation:
                 raise AisError(f"replica changed meanwhile (generation {meta.generation})")
             async for chunk in resp.content.iter_chunked(_CHUNK):
                 h.update(chunk)
                 await ctx.mountpaths.run(mp, f.write, chunk)
-        await ctx.mountpaths.run(mp, fsmeta.finish_work, f, ctx.cfg.target.fsync)
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        f.close()
-        raise AisError(f"{node.display}: {type(exc).__name__}: {exc}") from exc
+            await ctx.mountpaths.run(mp, fsmeta.finish_work, f, ctx.cfg.target.fsync)
     except BaseException:
         f.close()
         raise
