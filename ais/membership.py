@@ -21,7 +21,7 @@ from aiohttp import web
 from ais import apc, election
 from ais.auth import AuthMD
 from ais.cmap import AccessKeys, BucketMD, ClusterMap, Node, RebalanceMD
-from ais.config import Config, ConfigMD
+from ais.config import ConfigMD
 from ais.etl import EtlMD
 from ais.errors import BadMessage, Forbidden, ServiceUnavailable
 from ais.intra import IntraClient, PeerError
@@ -218,18 +218,6 @@ class MetaStore:
     def acked(body: Mapping[str, Any]) -> tuple[int, ...]:
         """The versions a keepalive body reports, in `versions()` order."""
         return tuple(int(body.get(n, 0) or 0) for n in ACK_NAMES)
-
-
-def follow_config(store: MetaStore, base: Config, on_change: Callable[[Config], None]) -> Config:
-    """The node's effective config: `base` (its file and environment) with the cluster's runtime
-    changes persisted in `store`; `on_change(effective)` runs on every newer version of those."""
-    async def changed(md: ConfigMD) -> None:
-        cfg = md.applied_to(base)
-        logging.getLogger().setLevel(cfg.log.level.upper())
-        on_change(cfg)
-        log.info("cluster config v%d: %s", md.version, dict(md.changes) or "no changes")
-    store.subscribe_doc("config", changed)
-    return store.config.applied_to(base) if store.config is not None else base
 
 
 def metasync_handler(store: MetaStore, secret: Callable[[], str] = lambda: "") -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -4,7 +4,8 @@
 or dotted keys), or `PUT /v1/cluster/set-config?load.max_inflight=2048`; `reset-config` drops every
 runtime change. The primary validates the change against the config schema (known key, a value
 of the right type, a key a running node can take), then metasyncs a new `ConfigMD` version; every
-node persists it and applies it over its own config file and environment (ais.membership.follow_config).
+node persists it and applies it over its own config file and environment, under its own per-node
+changes (ais.nodeconfig.NodeConfig.follow).
 """
 
 from __future__ import annotations
