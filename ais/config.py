@@ -32,6 +32,9 @@ class NetSection:
     intra_port: int = 51081
     max_header_bytes: int = 16384
     header_read_timeout_s: float = 30.0
+    # the fast lane (ais/fasthttp.py) in front of the public listeners' hottest routes; off, or
+    # with TLS, every request takes aiohttp's handlers
+    fast_lane: bool = True
     # TLS on both listeners (public and intra) when use_https; peers' certificates are checked
     # against ca_cert (empty: the system's CAs) unless skip_verify.
     use_https: bool = False

@@ -32,6 +32,8 @@ class NodeMetrics:
         self.info.labels(role=role, node=node_id).inc(0)
         self.cold_gets = Counter("ais_cold_gets", "Objects fetched from a remote backend and stored (cold GETs)",
                                  ["provider"], registry=self.registry)
+        self.fast_lane = Counter("ais_fast_lane", "Requests answered in the fast lane, and connections it handed "
+                                 "to the regular handlers", ["outcome"], registry=self.registry)
         self._jobs = _JobCollector()
         self.registry.register(self._jobs)
         ProcessCollector(registry=self.registry)   # process_cpu_seconds_total, process_resident_memory_bytes, ...

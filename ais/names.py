@@ -108,6 +108,27 @@ def make_bucket(name: str, provider: str = "", namespace: str = "") -> Bucket:
     return Bucket(check_bucket_name(name), normalize_provider(provider), Namespace.parse(namespace))
 
 
+class BucketCache:
+    """`make_bucket(name, provider)` for hot paths (the fast lanes): valid buckets built once;
+    None for an invalid name or provider (the regular handler answers those)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._cache: dict[tuple[str, str], Bucket] = {}
+        self._limit = limit
+
+    def get(self, name: str, provider: str) -> Bucket | None:
+        bck = self._cache.get((name, provider))
+        if bck is None:
+            try:
+                bck = make_bucket(name, provider)
+            except InvalidName:
+                return None
+            if len(self._cache) >= self._limit:
+                self._cache.clear()
+            self._cache[(name, provider)] = bck
+        return bck
+
+
 def parse_uname_bucket(uname: str) -> Bucket:
     """Parse a bucket uname as sent in `bck_to`: `ais/@#/dst/` (trailing slash optional)."""
     parts = uname.strip("/").split("/")

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Mapping, Sequence
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ais import apc
+from ais import apc, fasthttp
 from ais.errors import AisError, BadMessage, MethodNotAllowed, NotFound, PayloadTooLarge
 from ais.log import new_request_id, request_id
 from ais.metrics import NodeMetrics
@@ -220,8 +220,11 @@ class Listener:
 
     def __init__(self, app: web.Application, host: str, port: int, *, shutdown_s: float,
                  max_header_bytes: int = 16384, max_headers: int = 128,
-                 header_read_timeout_s: float = 30.0) -> None:
+                 header_read_timeout_s: float = 30.0, lane: "tuple[fasthttp.Route, NodeMetrics] | None" = None) -> None:
         self.app, self.host, self.port = app, host, port
+        self._lane = lane   # (route, metrics): the fast lane (ais.fasthttp) in front of the app, without TLS
+        self._header_read_timeout_s = header_read_timeout_s
+        self.lanes: fasthttp.Lanes | None = None
         # auto_decompress=False: object bodies are stored as sent (Content-Encoding: gzip included).
         # keepalive_timeout: aiohttp arms it when a connection opens and again after each response,
         # and closes the connection when it fires while the next request head is still incomplete;
@@ -235,13 +238,37 @@ class Listener:
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True,
-                           ssl_context=self.ssl_context)
+        site: web.TCPSite
+        if self._lane is not None and self.ssl_context is None:
+            route, metrics = self._lane
+            server = self._runner.server
+            assert server is not None
+            self.lanes = fasthttp.Lanes(route, server, metrics, _group, self._header_read_timeout_s)
+            site = _LaneSite(self.lanes, self._runner, self.host, self.port, backlog=1024, reuse_address=True)
+        else:
+            site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True,
+                               ssl_context=self.ssl_context)
         await site.start()
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish up to the timeout, then cancel."""
+        if self.lanes is not None:
+            self.lanes.close_all()
         await self._runner.cleanup()
+
+
+class _LaneSite(web.TCPSite):
+    """aiohttp's TCP site, whose connections start in a fast lane (ais.fasthttp) and reach
+    aiohttp's request handler only for what the lane declines."""
+
+    def __init__(self, lanes: fasthttp.Lanes, runner: web.BaseRunner, host: str, port: int, **kwargs: Any) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self._lanes = lanes
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)   # registers the site with the runner
+        self._server = await asyncio.get_running_loop().create_server(
+            self._lanes.protocol, self._host, self._port, backlog=self._backlog, reuse_address=self._reuse_address)
 
 
 class _Runner(web.AppRunner):

@@ -27,7 +27,7 @@ from ais.nodeconfig import NodeConfig
 from ais.web import Listener, metrics_handler, middlewares
 from ais.s3.web import render_s3_error
 from proxy import auth as tokens, buckets, cluster, config, election, etl, membership, mirror, moss, objects, remote, s3, s3keys
-from proxy import nodes
+from proxy import fastpath, nodes
 from proxy.context import CTX, ProxyContext
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,8 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         stack.push_async_callback(intra.stop)
         public = Listener(build_public_app(ctx, primary), host, cfg.net.public_port,
                           shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes,
-                          header_read_timeout_s=cfg.net.header_read_timeout_s)
+                          header_read_timeout_s=cfg.net.header_read_timeout_s,
+                          lane=(fastpath.route(ctx), ctx.metrics) if cfg.net.fast_lane else None)
         public.ssl_context = server_tls
         life.add_public_routes(public.app)
         await public.start()

@@ -28,7 +28,7 @@ from ais.metrics import NodeMetrics
 from ais.nodeconfig import NodeConfig
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares
-from target import ec, etl, jobs, listing, moss, objects, rebalance, remote, s3, space, storage
+from target import ec, etl, fastget, jobs, listing, moss, objects, rebalance, remote, s3, space, storage
 from target.etl import handlers as etl_handlers
 from target.jobs import rebalance as rebalance_job
 from target.backends import Backends
@@ -202,7 +202,8 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         stack.push_async_callback(intra.stop)
         public = Listener(build_public_app(ctx, registry), host, cfg.net.public_port,
                           shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes,
-                          header_read_timeout_s=cfg.net.header_read_timeout_s)
+                          header_read_timeout_s=cfg.net.header_read_timeout_s,
+                          lane=(fastget.route(ctx), metrics) if cfg.net.fast_lane else None)
         public.ssl_context = server_tls
         life.add_public_routes(public.app)
         await public.start()

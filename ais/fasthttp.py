@@ -1,0 +1,330 @@
+"""A fast lane in front of aiohttp for a node's hottest requests.
+
+Every connection of a public listener starts in a `FastLane`. It frames each request head,
+parses it with httptools (llhttp, the C parser Node.js uses) and offers it to the node's
+`route` function, which answers the plain case it was written for, or declines. The first
+request it declines hands the connection to aiohttp for good: the bytes received since the
+last answered request are replayed into a fresh aiohttp `RequestHandler`, which then owns the
+transport. So everything unusual (a body, a range, auth, an error, a remote bucket, a parse
+error, pipelining) keeps its one implementation in the aiohttp handlers, and the lane only
+ever answers what it is sure of: nothing is written for a request it declines.
+
+Why: aiohttp's per-request machinery (request and response objects, middlewares, the router,
+header multidicts) costs a small object GET several times what reading it does; the lane
+answers one in a few dozen microseconds of Python (see benchmarks/README.md).
+
+A route returns `None` (decline), an `Answer`, or an awaitable of either (for work that must
+leave the event loop, e.g. a read that misses the page cache). While an awaitable is pending
+the connection reads no further requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable, Union
+
+import httptools
+
+from ais import apc
+from ais.log import new_request_id
+from ais.metrics import NodeMetrics
+
+MAX_HEAD_BYTES = 8192   # a longer request head goes to aiohttp, which applies the listener's limits
+_REQUEST_ID = apc.HDR_REQUEST_ID.lower().encode()
+_REASONS = {200: "OK", 206: "Partial Content", 301: "Moved Permanently", 307: "Temporary Redirect"}
+
+
+class FastRequest:
+    """One parsed request head: method, raw path and query (still percent-encoded), headers
+    with lower-cased names (`dup` is set when a name repeats)."""
+
+    __slots__ = ("method", "path", "query", "headers", "dup", "keep_alive", "complete", "_url")
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.path = ""
+        self.query = ""
+        self.headers: dict[bytes, bytes] = {}
+        self.dup = False
+        self.keep_alive = True
+        self.complete = False
+        self._url = b""
+
+    # httptools callbacks
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name in self.headers:
+            self.dup = True
+        self.headers[name] = value
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class Answer:
+    """A complete response: status, headers (str -> str), body."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes | bytearray = b"") -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+RouteResult = Union[Answer, None, Awaitable[Union[Answer, None]]]
+Route = Callable[[FastRequest], RouteResult]
+
+
+class _Date:
+    """The `Date` header, formatted once per second."""
+    _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._text = ""
+
+    def now(self) -> str:
+        sec = int(time.time())
+        if sec != self._sec:
+            t = time.gmtime(sec)
+            self._text = (f"{self._DAYS[t.tm_wday]}, {t.tm_mday:02d} {self._MONTHS[t.tm_mon - 1]} {t.tm_year} "
+                          f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+            self._sec = sec
+        return self._text
+
+
+_DATE = _Date()
+
+
+class Lanes:
+    """The listener's side: the lanes' shared settings and the connections still in a lane
+    (closed at shutdown; those handed to aiohttp are aiohttp's to drain)."""
+
+    def __init__(self, route: Route, fallback: Callable[[], asyncio.Protocol], metrics: NodeMetrics,
+                 group: Callable[[str], str], idle_s: float) -> None:
+        self.route, self.fallback, self.metrics, self.group, self.idle_s = route, fallback, metrics, group, idle_s
+        self.open: set[FastLane] = set()
+        self.served = 0      # requests answered in a lane
+        self.handed = 0      # connections handed to aiohttp
+        self.answered_metric = metrics.fast_lane.labels(outcome="answered")
+        self.handed_metric = metrics.fast_lane.labels(outcome="handed_over")
+
+    def protocol(self) -> "FastLane":
+        return FastLane(self)
+
+    def close_all(self) -> None:
+        for lane in list(self.open):
+            lane.close_when_idle()
+
+
+class FastLane(asyncio.Protocol):
+    __slots__ = ("_lanes", "_t", "_buf", "_busy", "_task", "_last", "_timer", "_closing", "_paused", "_loop")
+
+    def __init__(self, lanes: Lanes) -> None:
+        self._lanes = lanes
+        self._t: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._busy = False          # an async answer is pending
+        self._task: asyncio.Future[Any] | None = None
+        self._closing = False
+        self._paused = False        # the transport asked us to stop writing
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+
+    # --- connection ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._t = transport  # type: ignore[assignment]
+        self._lanes.open.add(self)
+        self._timer = self._loop.call_later(self._lanes.idle_s, self._idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lanes.open.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        self._t = None
+
+    def eof_received(self) -> bool:
+        return False   # the client is done sending: close once the answer in progress (if any) is out
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        if self._t is not None:
+            self._t.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._t is not None and not self._busy:
+            self._t.resume_reading()
+
+    def _idle(self) -> None:
+        """The header read (and keep-alive idle) timeout: a connection that has not completed
+        a request head within `idle_s` of opening or of its last answer is closed."""
+        self._timer = None
+        if self._t is None:
+            return
+        left = self._last + self._lanes.idle_s - self._loop.time()
+        if self._busy or left > 0:
+            self._timer = self._loop.call_later(max(left, 0.5), self._idle)
+            return
+        self._t.close()
+
+    def close_when_idle(self) -> None:
+        self._closing = True
+        if not self._busy and self._t is not None:
+            self._t.close()
+
+    # --- requests -----------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if not self._busy:
+            self._serve()
+
+    def _serve(self) -> None:
+        """Answer the complete request heads in the buffer, in order, until one is declined."""
+        lanes = self._lanes
+        while self._t is not None and not self._closing:
+            buf = self._buf
+            if not (buf.startswith(b"GET ") or buf.startswith(b"HEAD ")):
+                if buf and not (b"GET ".startswith(buf) or b"HEAD ".startswith(buf)):
+                    self._hand_over()   # another method, or not HTTP at all: aiohttp answers it at once
+                return
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    self._hand_over()
+                return
+            n = end + 4
+            req = _parse(bytes(self._buf[:n]))
+            if req is None:
+                self._hand_over()
+                return
+            t0 = time.perf_counter()
+            try:
+                result = lanes.route(req)
+            except Exception:  # noqa: BLE001 - a route that fails declines: aiohttp answers (and logs) it
+                result = None
+            if result is None:
+                self._hand_over()
+                return
+            if not isinstance(result, Answer):
+                self._busy = True
+                self._t.pause_reading()
+                self._task = asyncio.ensure_future(self._finish(req, result, n, t0))
+                return
+            if not self._send(req, result, n, t0):
+                return
+
+    async def _finish(self, req: FastRequest, pending: Awaitable[Answer | None], n: int, t0: float) -> None:
+        try:
+            answer = await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - declined: aiohttp answers (and logs) it
+            answer = None
+        self._task = None
+        self._busy = False
+        if self._t is None:
+            return
+        if answer is None:
+            self._hand_over()
+            return
+        if self._send(req, answer, n, t0) and self._t is not None:
+            if not self._paused:
+                self._t.resume_reading()
+            self._serve()
+
+    def _send(self, req: FastRequest, answer: Answer, n: int, t0: float) -> bool:
+        """Write the answer to the request whose head is the first `n` buffered bytes; False
+        when the connection is closing or was handed over (the answer did not serialize)."""
+        lanes = self._lanes
+        rid = req.headers.get(_REQUEST_ID)
+        head = _serialize(answer, rid.decode("latin-1") if rid else new_request_id(), req.keep_alive)
+        if head is None:
+            self._hand_over()
+            return False
+        del self._buf[:n]
+        assert self._t is not None
+        if answer.body:
+            self._t.writelines((head, answer.body))
+        else:
+            self._t.write(head)
+        self._last = self._loop.time()
+        lanes.served += 1
+        lanes.answered_metric.inc()
+        method = req.method.decode("latin-1")
+        lanes.metrics.observe(method, lanes.group(req.path), answer.status, time.perf_counter() - t0)
+        if not req.keep_alive or self._closing:
+            self._t.close()
+            return False
+        return True
+
+    def _hand_over(self) -> None:
+        """The rest of this connection goes to aiohttp, starting with the buffered bytes."""
+        t = self._t
+        if t is None:
+            return
+        self._lanes.open.discard(self)
+        self._lanes.handed += 1
+        self._lanes.handed_metric.inc()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._t = None
+        proto = self._lanes.fallback()
+        t.set_protocol(proto)
+        proto.connection_made(t)
+        if self._paused:
+            proto.pause_writing()
+        elif self._busy or not t.is_reading():
+            t.resume_reading()
+        if self._buf:
+            proto.data_received(bytes(self._buf))
+        self._buf = bytearray()
+
+
+def _parse(head: bytes) -> FastRequest | None:
+    """A request head without a body, or None (anything else is aiohttp's to answer)."""
+    req = FastRequest()
+    parser = httptools.HttpRequestParser(req)
+    try:
+        parser.feed_data(head)
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+        return None
+    if not req.complete or req.dup or parser.get_http_version() != "1.1":
+        return None   # a body follows (Content-Length / chunked), a repeated header, or HTTP/1.0
+    req.method = parser.get_method()
+    req.keep_alive = b"close" not in req.headers.get(b"connection", b"").lower()
+    try:
+        url = req._url.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    req.path, _, req.query = url.partition("?")
+    if "#" in req.query or not req.path.startswith("/"):
+        return None
+    return req
+
+
+def _serialize(answer: Answer, rid: str, keep_alive: bool) -> bytes | None:
+    reason = _REASONS.get(answer.status)
+    if reason is None:
+        return None
+    lines = [f"HTTP/1.1 {answer.status} {reason}\r\nContent-Length: {len(answer.body)}\r\nDate: {_DATE.now()}\r\n"
+             f"{apc.HDR_REQUEST_ID}: {rid}\r\n"]
+    if not keep_alive:
+        lines.append("Connection: close\r\n")
+    for k, v in answer.headers.items():
+        if "\n" in v or "\r" in v:
+            return None   # aiohttp refuses such a value too (as an error): let it
+        lines.append(f"{k}: {v}\r\n")
+    lines.append("\r\n")
+    try:
+        return "".join(lines).encode("utf-8")
+    except UnicodeEncodeError:
+        return None

@@ -1,0 +1,91 @@
+"""The fast lane (ais/fasthttp.py, proxy/fastpath.py, target/fastget.py) on a real cluster: it
+answers exactly what the regular handlers answer, hands everything else over on the same
+connection, and counts both in /metrics."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import requests
+
+TIMEOUT = 20
+VOLATILE = {"date", "ais-request-id", "server", "ais-atime"}
+
+
+_scrapers: dict[str, requests.Session] = {}
+
+
+def lane_count(url: str, outcome: str) -> float:
+    """The node's lane counter. One keep-alive session per node: its first scrape is handed over
+    (and counted before the answer is made), later ones change nothing."""
+    text = _scrapers.setdefault(url, requests.Session()).get(f"{url}/metrics", timeout=TIMEOUT).text
+    m = re.search(r'^ais_fast_lane_total\{outcome="%s"\} (\S+)$' % outcome, text, re.M)
+    return float(m[1]) if m else 0.0
+
+
+def stable(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in VOLATILE}
+
+
+def test_lane_answers_as_the_handlers_do(cluster: Any, bucket: Any) -> None:
+    data = os.urandom(20000)
+    obj = bucket.object("dir/a b+c.bin")   # a space: percent-encoded, so answered by the handlers
+    obj.get_writer().put_content(data)
+    plain = bucket.object("dir/plain.bin")
+    plain.get_writer().put_content(data)
+    ep, b = cluster.endpoint, bucket.name
+    proxy = cluster.node("p0").public_url
+
+    # the proxy's 301: lane and handler give the same Location (markers aside)
+    answered = lane_count(proxy, "answered")
+    fast = requests.get(f"{ep}/v1/objects/{b}/dir/plain.bin?provider=ais", allow_redirects=False, timeout=TIMEOUT)
+    slow = requests.get(f"{ep}/v1/objects/{b}/dir/plain.bin?provider=ais&x=%2F", allow_redirects=False,
+                        timeout=TIMEOUT)
+    assert fast.status_code == slow.status_code == 301
+    assert lane_count(proxy, "answered") == answered + 1
+    unmark = lambda loc: re.sub(r"&utm=[0-9a-z]+", "", loc.replace("&x=%2F", ""))  # noqa: E731
+    assert unmark(fast.headers["Location"]) == unmark(slow.headers["Location"])
+    assert "pid=" in fast.headers["Location"] and "&utm=" in fast.headers["Location"]
+
+    # the target's GET: same status, headers and body as the regular handler (an unknown query
+    # parameter makes the lane decline)
+    owner_url = fast.headers["Location"].split("/v1/")[0]
+    answered = lane_count(owner_url, "answered")
+    lane = requests.get(fast.headers["Location"], timeout=TIMEOUT)
+    handler = requests.get(fast.headers["Location"] + "&x=1", timeout=TIMEOUT)
+    assert lane.status_code == handler.status_code == 200
+    assert lane.content == handler.content == data
+    assert stable(lane.headers) == stable(handler.headers)
+    assert lane_count(owner_url, "answered") == answered + 1
+
+    # what the lane declines is answered by the handlers: names to decode, ranges, misses
+    assert obj.get_reader().read_all() == data
+    r = requests.get(fast.headers["Location"], headers={"Range": "bytes=10-19"}, timeout=TIMEOUT)
+    assert r.status_code == 206 and r.content == data[10:20]
+    missing = requests.get(f"{ep}/v1/objects/{b}/dir/nope", timeout=TIMEOUT)
+    assert missing.status_code == 404 and "dir/nope" in missing.json()["message"]
+
+
+def test_one_connection_moves_from_the_lane_to_the_handlers(cluster: Any, bucket: Any) -> None:
+    """A keep-alive session: lane answers, then a request the lane declines (the connection is
+    handed over, bytes intact), then more requests on the same connection."""
+    objs = {f"k{i}": os.urandom(100 + i) for i in range(4)}
+    for name, data in objs.items():
+        bucket.object(name).get_writer().put_content(data)
+    with requests.Session() as s:
+        urls = {}
+        for name in objs:
+            r = s.get(f"{cluster.endpoint}/v1/objects/{bucket.name}/{name}", allow_redirects=False, timeout=TIMEOUT)
+            urls[name] = r.headers["Location"]
+        owner = urls["k0"].split("/v1/")[0]
+        same = [n for n in objs if urls[n].startswith(owner + "/")]
+        handed = lane_count(owner, "handed_over")
+        assert s.get(urls["k0"], timeout=TIMEOUT).content == objs["k0"]
+        put = s.put(urls["k0"].split("?")[0], data=b"new", timeout=TIMEOUT)   # a body: handed over
+        assert put.status_code == 200, put.text
+        assert lane_count(owner, "handed_over") == handed + 1
+        for n in same:
+            want = b"new" if n == "k0" else objs[n]
+            assert s.get(urls[n], timeout=TIMEOUT).content == want
