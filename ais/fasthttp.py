@@ -21,25 +21,26 @@ the connection reads no further requests.
 from __future__ import annotations
 
 import asyncio
+import http
 import time
 from typing import Any, Awaitable, Callable, Union
 
 import httptools
 
 from ais import apc
-from ais.log import new_request_id
+from ais.log import new_request_id, request_id
 from ais.metrics import NodeMetrics
 
 MAX_HEAD_BYTES = 8192   # a longer request head goes to aiohttp, which applies the listener's limits
 _REQUEST_ID = apc.HDR_REQUEST_ID.lower().encode()
-_REASONS = {200: "OK", 206: "Partial Content", 301: "Moved Permanently", 307: "Temporary Redirect"}
+_REASONS = {int(st): st.phrase for st in http.HTTPStatus}
 
 
 class FastRequest:
     """One parsed request head: method, raw path and query (still percent-encoded), headers
     with lower-cased names (`dup` is set when a name repeats)."""
 
-    __slots__ = ("method", "path", "query", "headers", "dup", "keep_alive", "complete", "_url")
+    __slots__ = ("method", "path", "query", "headers", "dup", "keep_alive", "complete", "rid", "_url")
 
     def __init__(self) -> None:
         self.method = b""
@@ -49,6 +50,7 @@ class FastRequest:
         self.dup = False
         self.keep_alive = True
         self.complete = False
+        self.rid = ""               # the request ID (the client's Ais-Request-Id, or a new one)
         self._url = b""
 
     # httptools callbacks
@@ -206,6 +208,9 @@ class FastLane(asyncio.Protocol):
                 self._hand_over()
                 return
             t0 = time.perf_counter()
+            rid = req.headers.get(_REQUEST_ID)
+            req.rid = rid.decode("latin-1") if rid else new_request_id()
+            request_id.set(req.rid)   # for the route's logs and answers (a task started here copies it)
             try:
                 result = lanes.route(req)
             except Exception:  # noqa: BLE001 - a route that fails declines: aiohttp answers (and logs) it
@@ -244,8 +249,7 @@ class FastLane(asyncio.Protocol):
         """Write the answer to the request whose head is the first `n` buffered bytes; False
         when the connection is closing or was handed over (the answer did not serialize)."""
         lanes = self._lanes
-        rid = req.headers.get(_REQUEST_ID)
-        head = _serialize(answer, rid.decode("latin-1") if rid else new_request_id(), req.keep_alive)
+        head = _serialize(answer, req.rid, req.keep_alive)
         if head is None:
             self._hand_over()
             return False
@@ -328,3 +332,76 @@ def _serialize(answer: Answer, rid: str, keep_alive: bool) -> bytes | None:
         return "".join(lines).encode("utf-8")
     except UnicodeEncodeError:
         return None
+
+
+_HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+                         b"trailer", b"transfer-encoding", b"upgrade", b"host", b"expect", b"server", b"date",
+                         b"content-length", _REQUEST_ID))
+
+
+class Upstream:
+    """A lane's keep-alive HTTP/1.1 client to the nodes behind it, for answers small enough to
+    hold: `relay` returns the node's answer, or None when the lane must decline (the node
+    unreachable, a stale pooled connection, an answer without a length or over `max_body`),
+    which is safe only for idempotent requests: the regular handler then asks again."""
+
+    def __init__(self, max_body: int, timeout_s: float, idle_per_node: int = 64) -> None:
+        self.max_body, self.timeout_s, self._idle_per_node = max_body, timeout_s, idle_per_node
+        self._idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+
+    async def relay(self, host: str, port: int, head: bytes) -> Answer | None:
+        idle = self._idle.setdefault((host, port), [])
+        conn = idle.pop() if idle else None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                if conn is None:
+                    conn = await asyncio.open_connection(host, port)
+                reader, writer = conn
+                writer.write(head)
+                status, headers, length, keep = _parse_answer(await reader.readuntil(b"\r\n\r\n"))
+                if length is None or length > self.max_body:
+                    writer.close()
+                    return None
+                body = await reader.readexactly(length) if length else b""
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
+            if conn is not None:
+                conn[1].close()
+            return None
+        if keep and len(idle) < self._idle_per_node:
+            idle.append(conn)
+        else:
+            writer.close()
+        return Answer(status, headers, body)
+
+    def close(self) -> None:
+        for conns in self._idle.values():
+            for _, writer in conns:
+                writer.close()
+        self._idle.clear()
+
+
+def _parse_answer(head: bytes) -> tuple[int, dict[str, str], int | None, bool]:
+    """(status, end-to-end headers, Content-Length or None, keep-alive) of a response head."""
+    lines = head[:-4].split(b"\r\n")
+    version, status, _ = lines[0].split(b" ", 2)
+    if version != b"HTTP/1.1":
+        raise ValueError("not HTTP/1.1")
+    headers: dict[str, str] = {}
+    length: int | None = None
+    keep = True
+    for line in lines[1:]:
+        raw, _, value = line.partition(b":")
+        raw, value = raw.strip(), value.strip()
+        name = raw.lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            raise ValueError("chunked")
+        elif name == b"connection" and value.lower() == b"close":
+            keep = False
+        if name not in _HOP_BY_HOP:
+            key = raw.decode("latin-1")
+            if key in headers:
+                raise ValueError("repeated header")   # the handler's relay keeps both
+            headers[key] = value.decode("utf-8")
+    return int(status), headers, length, keep

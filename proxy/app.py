@@ -150,10 +150,12 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         life.add_intra_routes(intra.app)
         await intra.start()
         stack.push_async_callback(intra.stop)
+        lane_up = fastpath.upstream(ctx)
+        stack.callback(lane_up.close)
         public = Listener(build_public_app(ctx, primary), host, cfg.net.public_port,
                           shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes,
                           header_read_timeout_s=cfg.net.header_read_timeout_s,
-                          lane=(fastpath.route(ctx), ctx.metrics) if cfg.net.fast_lane else None)
+                          lane=(fastpath.route(ctx, lane_up), ctx.metrics) if cfg.net.fast_lane else None)
         public.ssl_context = server_tls
         life.add_public_routes(public.app)
         await public.start()

@@ -1,33 +1,64 @@
-"""The proxy's fast lane (ais.fasthttp): the 301 of a native object GET.
+"""The proxy's fast lane (ais.fasthttp): the 301 of a native object GET, and S3 GetObject.
 
-It answers what `objects.redirect_object` answers for the plain case (the same Location, with
-the proxy-ID and time markers), and declines everything else so that the regular handler
-answers it: auth on, a percent-encoded path or query, a namespace, a bucket not in the bucket
-metadata (404, or a remote bucket added on first access), a bucket with a front-end rate limit,
-no active target.
+The redirect: what `objects.redirect_object` answers for the plain case (the same Location,
+with the proxy-ID and time markers).
+
+S3 GetObject of an ais bucket at `/s3/<bucket>/<key>`, without a query: the signature checked
+as `s3.authenticate` does (SigV4 headers), the request relayed to the owning target over a
+pooled keep-alive connection and the target's answer relayed back whole, when it is at most
+`RELAY_MAX_BODY` bytes; a larger one is dropped unread and the regular handler (which splices
+large bodies) asks again: a GET is idempotent.
+
+Everything else is declined, so that the regular handlers answer it: auth on, a
+percent-encoded path or query, a namespace, a bucket not in the bucket metadata (404, or a
+remote bucket added on first access), a front-end rate limit, no active target, an S3 request
+that is not signed right (the handler renders the S3 error), presigned URLs, virtual hosts.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from ais import apc, names
-from ais.errors import InvalidName
-from ais.fasthttp import Answer, FastRequest, RouteResult
+from ais.cmap import Node
+from ais.errors import AisError, InvalidName
+from ais.fasthttp import Answer, FastRequest, RouteResult, Upstream
+from ais.s3 import sigv4
+from proxy import s3
 from proxy.context import ProxyContext
 
 _PREFIX = "/v1/objects/"
+_S3 = "/s3/"
+RELAY_MAX_BODY = 1 << 20
+_NOT_RELAYED = frozenset((b"host", b"connection", b"keep-alive", b"te", b"trailer", b"upgrade", b"expect",
+                          b"proxy-authorization", b"proxy-authenticate", b"content-length",
+                          apc.HDR_REQUEST_ID.lower().encode(), apc.HDR_CALLER_ID.lower().encode()))
 
 
-def route(ctx: ProxyContext) -> Any:
+def upstream(ctx: ProxyContext) -> Upstream:
+    """The lane's connections to the targets (closed by the caller at shutdown)."""
+    return Upstream(RELAY_MAX_BODY, ctx.cfg.timeouts.data_read_s)
+
+
+def route(ctx: ProxyContext, targets: Upstream) -> Any:
     buckets = names.BucketCache()
     marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_UTM}="
 
+    def answer(req: FastRequest) -> RouteResult:
+        path = req.path
+        if req.method != b"GET" or "%" in path or ctx.gate is not None or b"expect" in req.headers:
+            return None
+        if path.startswith(_PREFIX):
+            return redirect(req)
+        if path.startswith(_S3) and not req.query and not ctx.cfg.s3.virtual_host_domain:
+            return s3_get(req)
+        return None
+
     def redirect(req: FastRequest) -> RouteResult:
         path, query = req.path, req.query
-        if req.method != b"GET" or not path.startswith(_PREFIX) or "%" in path or "%" in query \
-                or ctx.gate is not None or b"expect" in req.headers:
+        if "%" in query:
             return None
         bname, _, obj = path[len(_PREFIX):].partition("/")
         provider = ""
@@ -58,4 +89,56 @@ def route(ctx: ProxyContext) -> Any:
         location = f"{owner.public_url}{path}?{query}&{stamp}" if query else f"{owner.public_url}{path}?{stamp}"
         return Answer(301, {"Location": location})
 
-    return redirect
+    def s3_get(req: FastRequest) -> RouteResult:
+        bname, _, key = req.path[len(_S3):].partition("/")
+        smap, bmd = ctx.store.smap, ctx.store.bmd
+        if smap is None or bmd is None or not key:
+            return None
+        bck = buckets.get(bname, "")
+        if bck is None:
+            return None
+        props = bmd.get(bck)
+        if props is None or ((props.get("rate_limit") or {}).get("frontend") or {}).get("enabled"):
+            return None
+        if not _signed_right(ctx, req):
+            return None
+        try:
+            names.check_object_name(key)
+        except InvalidName:
+            return None
+        owner = smap.owner(bck.object_uname(key))
+        if owner is None:
+            return None
+        return _relay(ctx, targets, owner, req)
+
+    return answer
+
+
+def _signed_right(ctx: ProxyContext, req: FastRequest) -> bool:
+    """Anonymous access allowed, or a valid SigV4 header signature of a known key."""
+    keys = s3.secrets(ctx)
+    if not keys:
+        return True
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in req.headers.items()}
+    try:
+        auth = sigv4.parse("GET", req.path, "", headers)
+        if not isinstance(auth, sigv4.SigV4Auth) or auth.access_key not in keys \
+                or auth.payload_hash in (sigv4.STREAMING_PAYLOAD, sigv4.STREAMING_PAYLOAD_TRAILER):
+            return False
+        sigv4.verify(auth, keys[auth.access_key])
+    except AisError:
+        return False
+    return True
+
+
+async def _relay(ctx: ProxyContext, upstream: Upstream, owner: Node, req: FastRequest) -> Answer | None:
+    url = urlsplit(owner.public_url)
+    if url.scheme != "http" or url.hostname is None or url.port is None:
+        return None
+    lines = [f"GET {req.path} HTTP/1.1\r\nHost: {url.netloc}\r\n{apc.HDR_CALLER_ID}: {ctx.http.caller_id}\r\n"
+             f"{apc.HDR_REQUEST_ID}: {req.rid}\r\n".encode()]
+    for name, value in req.headers.items():
+        if name not in _NOT_RELAYED and not name.startswith(b"ais-s3-"):   # never trust a client's
+            lines.append(name + b": " + value + b"\r\n")
+    lines.append(b"\r\n")
+    return await upstream.relay(url.hostname, url.port, b"".join(lines))

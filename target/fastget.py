@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ais import apc, names
 from ais.errors import AisError
 from ais.fasthttp import Answer, FastRequest, RouteResult
-from ais.names import Bucket
 from target import mirror
+from target import s3 as s3api
 from target.context import TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
@@ -38,6 +38,10 @@ _PREFIX = "/v1/objects/"
 COLD_S = 1.0
 _MARKERS = frozenset((apc.Q_PID, apc.Q_UTM))
 _TRD = "trd"   # objects._TARGET_REDIRECT: redirected here by another target
+_S3 = "/s3/"
+# S3 GETs with these are the regular handler's: conditions, a remote bucket (named by the proxy)
+_S3_DECLINED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since",
+                          apc.HDR_S3_PROVIDER.lower().encode()))
 
 
 def route(ctx: TargetContext) -> Any:
@@ -46,26 +50,35 @@ def route(ctx: TargetContext) -> Any:
     sent = ctx.metrics.bytes_out.labels(verb="GET")
 
     def get(req: FastRequest) -> RouteResult:
-        # 1. the request: a plain GET of /v1/objects/<bucket>/<name>
-        path = req.path
-        if req.method != b"GET" or not path.startswith(_PREFIX) or "%" in path or ctx.gate is not None:
+        # 1. the request: a plain GET of /v1/objects/<bucket>/<name>, or S3's /s3/<bucket>/<key>
+        #    as a proxy relays it (no query, no conditions)
+        path, h = req.path, req.headers
+        if req.method != b"GET" or "%" in path or ctx.gate is not None or b"range" in h or b"expect" in h:
             return None
-        if b"range" in req.headers or b"expect" in req.headers:
-            return None
-        bname, _, obj = path[len(_PREFIX):].partition("/")
-        provider, redirected = "", False
-        if req.query:
-            for kv in req.query.split("&"):
-                k, _, v = kv.partition("=")
-                if k == apc.Q_PROVIDER:
-                    provider = v
-                elif k == _TRD:
-                    redirected = True
-                elif k not in _MARKERS:
+        provider, redirected, s3 = "", False, False
+        if path.startswith(_PREFIX):
+            bname, _, obj = path[len(_PREFIX):].partition("/")
+            if req.query:
+                if "%" in req.query:
                     return None
+                for kv in req.query.split("&"):
+                    k, _, v = kv.partition("=")
+                    if k == apc.Q_PROVIDER:
+                        provider = v
+                    elif k == _TRD:
+                        redirected = True
+                    elif k not in _MARKERS:
+                        return None
+        elif path.startswith(_S3):
+            if req.query or not _S3_DECLINED.isdisjoint(h):
+                return None
+            bname, _, obj = path[len(_S3):].partition("/")
+            s3 = True
+        else:
+            return None
         store = ctx.store
         smap, bmd = store.smap, store.bmd
-        if smap is None or bmd is None or not obj or "%" in req.query:
+        if smap is None or bmd is None or not obj:
             return None
         bck = buckets.get(bname, provider)
         if bck is None or not bck.is_ais:
@@ -85,17 +98,32 @@ def route(ctx: TargetContext) -> Any:
             return None
         if mp == mps.slow_path or mps.faulty() == mp:
             return None
+        checksums = s3 and h.get(b"x-amz-checksum-mode", b"").upper() == b"ENABLED"
+
+        def finish(meta: ObjectMeta, data: bytes | bytearray) -> Answer | None:
+            bid = int(str(props.get("bid", "0")))
+            if meta.bid and bid and meta.bid != bid:
+                return None   # left from an earlier bucket of the same name: the regular handler's 404
+            if s3:
+                headers = s3api._s3_headers(ctx, bck, obj, mp, meta, checksums)
+            else:
+                headers = object_headers(ctx, bck, obj, mp, meta)
+                headers["Content-Type"] = "application/octet-stream"
+            sent.inc(len(data))
+            if not redirected:
+                ctx.load.foreground_read()
+            return Answer(200, headers, data)
+
         now = time.monotonic()
         if cold.get(mp, 0.0) > now:   # this mountpath's reads miss the page cache: all I/O in its pool
-            return _from_pool(ctx, bck, obj, props, mp, fpath, redirected, sent)
+            return _from_pool(ctx, mp, fpath, finish)
         got = _read_cached(fpath)
         if got is None:
             return None
         if isinstance(got, str):   # _NOT_CACHED
             cold[mp] = now + COLD_S
-            return _from_pool(ctx, bck, obj, props, mp, fpath, redirected, sent)
-        meta, data = got
-        return _answer(ctx, bck, obj, props, mp, meta, data, redirected, sent)
+            return _from_pool(ctx, mp, fpath, finish)
+        return finish(*got)
 
     return get
 
@@ -131,25 +159,12 @@ def _read_cached(path: str) -> tuple[ObjectMeta, bytearray] | str | None:
         os.close(fd)
 
 
-async def _from_pool(ctx: TargetContext, bck: Bucket, obj: str, props: Any, mp: str, path: str,
-                     redirected: bool, sent: Any) -> Answer | None:
+async def _from_pool(ctx: TargetContext, mp: str, path: str,
+                     finish: Callable[[ObjectMeta, bytes | bytearray], Answer | None]) -> Answer | None:
     try:
         small = await ctx.mountpaths.run(mp, fsmeta.read_small, path, SMALL_OBJECT_BYTES)
     except OSError:
         return None
     if small is None or small[1] is None:
         return None
-    return _answer(ctx, bck, obj, props, mp, small[0], small[1], redirected, sent)
-
-
-def _answer(ctx: TargetContext, bck: Bucket, obj: str, props: Any, mp: str, meta: ObjectMeta,
-            data: bytes | bytearray, redirected: bool, sent: Any) -> Answer | None:
-    bid = int(str(props.get("bid", "0")))
-    if meta.bid and bid and meta.bid != bid:
-        return None   # left from an earlier bucket of the same name: the regular handler's 404
-    headers = object_headers(ctx, bck, obj, mp, meta)
-    headers["Content-Type"] = "application/octet-stream"
-    sent.inc(len(data))
-    if not redirected:
-        ctx.load.foreground_read()
-    return Answer(200, headers, data)
+    return finish(small[0], small[1])

@@ -179,3 +179,41 @@ def test_shutdown_closes_idle_lane_connections() -> None:
         assert await asyncio.wait_for(reader.read(), 5) == b""
         writer.close()
     run(t)
+
+
+def test_upstream_relays_small_answers_and_declines_the_rest() -> None:
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/chunked":
+            resp = web.StreamResponse()
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            await resp.write(b"x")
+            await resp.write_eof()
+            return resp
+        if request.path == "/close":
+            return web.Response(body=b"bye", headers={"Connection": "close"})
+        return web.Response(status=404 if request.path == "/missing" else 200, body=b"b" * int(request.query.get("n", "3")),
+                            headers={"X-Up": request.headers.get("X-Down", "")})
+
+    async def main() -> None:
+        server = web.Server(handler)
+        srv = await asyncio.get_running_loop().create_server(server, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        up = fasthttp.Upstream(max_body=100, timeout_s=5)
+        head = lambda path: f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Down: v\r\n\r\n".encode()  # noqa: E731
+        try:
+            a = await up.relay("127.0.0.1", port, head("/ok"))
+            assert a is not None and a.status == 200 and a.body == b"bbb" and a.headers["X-Up"] == "v"
+            assert "Content-Length" not in a.headers and "Server" not in a.headers and "Date" not in a.headers
+            b = await up.relay("127.0.0.1", port, head("/missing"))   # the same pooled connection
+            assert b is not None and b.status == 404
+            assert await up.relay("127.0.0.1", port, head("/ok?n=101")) is None     # over max_body
+            assert await up.relay("127.0.0.1", port, head("/chunked")) is None      # no length
+            c = await up.relay("127.0.0.1", port, head("/close"))
+            assert c is not None and c.body == b"bye"
+            assert await up.relay("127.0.0.1", 1, head("/ok")) is None              # unreachable
+        finally:
+            up.close()
+            srv.close()
+            await server.shutdown(1)
+    asyncio.run(main())
