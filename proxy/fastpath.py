@@ -69,6 +69,23 @@ def route(ctx: ProxyContext, targets: Upstream) -> Any:
                     provider = v
                 elif k == apc.Q_NAMESPACE:
                     return None
+        owner = owner_of(bname, provider, obj)
+        if owner is None:
+            return None
+        stamp = marker + names.base36(time.time_ns())
+        location = f"{owner.public_url}{path}?{query}&{stamp}" if query else f"{owner.public_url}{path}?{stamp}"
+        return Answer(301, {"Location": location})
+
+    def s3_get(req: FastRequest) -> RouteResult:
+        bname, _, key = req.path[len(_S3):].partition("/")
+        owner = owner_of(bname, "", key)
+        if owner is None or not _signed_right(ctx, req):
+            return None
+        return _relay(ctx, targets, owner, req)
+
+    def owner_of(bname: str, provider: str, obj: str) -> Node | None:
+        """The owner of an object in a bucket the lane may serve: in the bucket metadata,
+        without a front-end rate limit; None otherwise (and for an invalid name)."""
         smap, bmd = ctx.store.smap, ctx.store.bmd
         if smap is None or bmd is None or not obj:
             return None
@@ -82,34 +99,7 @@ def route(ctx: ProxyContext, targets: Upstream) -> Any:
             names.check_object_name(obj)
         except InvalidName:
             return None
-        owner = smap.owner(bck.object_uname(obj))
-        if owner is None:
-            return None
-        stamp = marker + names.base36(time.time_ns())
-        location = f"{owner.public_url}{path}?{query}&{stamp}" if query else f"{owner.public_url}{path}?{stamp}"
-        return Answer(301, {"Location": location})
-
-    def s3_get(req: FastRequest) -> RouteResult:
-        bname, _, key = req.path[len(_S3):].partition("/")
-        smap, bmd = ctx.store.smap, ctx.store.bmd
-        if smap is None or bmd is None or not key:
-            return None
-        bck = buckets.get(bname, "")
-        if bck is None:
-            return None
-        props = bmd.get(bck)
-        if props is None or ((props.get("rate_limit") or {}).get("frontend") or {}).get("enabled"):
-            return None
-        if not _signed_right(ctx, req):
-            return None
-        try:
-            names.check_object_name(key)
-        except InvalidName:
-            return None
-        owner = smap.owner(bck.object_uname(key))
-        if owner is None:
-            return None
-        return _relay(ctx, targets, owner, req)
+        return smap.owner(bck.object_uname(obj))
 
     return answer
 
