@@ -476,8 +476,26 @@ async def _list_uploads(request: web.Request, ctx: ProxyContext, bck: Bucket) ->
 
 # --- objects: reverse proxy to the owner --------------------------------------------------------
 
-async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_chunked(256 << 10):
+SMALL_BODY_BYTES = 256 << 10   # a request body up to this size is read whole and sent in one write
+
+
+async def _body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
+    """The body to forward: small ones whole (one write to the target with the headers, no
+    per-chunk streaming machinery), larger ones streamed as the parser delivers them (no re-slicing)."""
+    if not request.body_exists:
+        return None
+    size = request.content_length
+    if size is not None and size <= SMALL_BODY_BYTES:
+        try:
+            return await request.content.readexactly(size)
+        except asyncio.IncompleteReadError as exc:
+            raise s3e.IncompleteBody(f"the body ended after {len(exc.partial)} of {size} bytes") from exc
+    return _stream(request)
+
+
+async def _stream(request: web.Request) -> AsyncIterator[bytes]:
+    content = request.content
+    while chunk := await content.readany():
         yield chunk
 
 
@@ -508,7 +526,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
     headers.update(verified)
     if not bck.is_ais:
         headers[apc.HDR_S3_PROVIDER] = bck.provider
-    data = _body(request) if request.body_exists else None
+    data = await _body(request)
     if data is None:
         headers.pop("Content-Length", None)
     # targets serve the S3 object API at /s3, whichever mount the client used

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import replace
 from typing import Any, AsyncIterator, Callable, Mapping, Protocol, Sequence
@@ -402,45 +403,102 @@ class Received:
         self.decode = decode
         self.extra = tuple(extra)
 
+    def digest(self, chunks: list[bytes]) -> list[bytes]:
+        """Blocking (pool): decode and hash received chunks; returns the bytes to store."""
+        self.raw_size += sum(map(len, chunks))
+        if self.decode is not None:
+            chunks = [d for d in map(self.decode, chunks) if d]
+        for c in chunks:
+            self.hasher.update(c)
+            for h in self.extra:
+                h.update(c)
+            self.size += len(c)
+        return chunks
+
 
 class Hasher(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
 
-_MAX_IOVECS = 256  # well under IOV_MAX (1024): a batch of tiny reads is joined first
+# A PUT body of at most this many bytes (by Content-Length) is read into memory and hashed,
+# written, fsynced and published in one pool hop under the object's lock (`put_body`).
+SMALL_PUT_BYTES = 256 << 10
 
 
-def _write_chunks(f: Any, chunks: list[bytes], rec: Received) -> None:
-    """One pool hop: decode, checksum and write a batch with writev, finishing partial writes."""
-    rec.raw_size += sum(len(c) for c in chunks)
-    if rec.decode is not None:
-        chunks = [d for d in map(rec.decode, chunks) if d]
-    if len(chunks) > _MAX_IOVECS:
-        chunks = [b"".join(chunks)]
-    for c in chunks:
-        rec.hasher.update(c)
-        for h in rec.extra:
-            h.update(c)
-        rec.size += len(c)
-    fd = f.fileno()
-    views = [memoryview(c) for c in chunks]
-    while views:
-        n = os.writev(fd, views)
-        while views and n >= len(views[0]):
-            n -= len(views[0])
-            views.pop(0)
-        if views and n:
-            views[0] = views[0][n:]
-
-
-def _open_work(path: str, append: bool = False, need_bytes: int = 0) -> Any:
-    """Open a work file; with `need_bytes`, first check that the filesystem has room for it."""
+def _open_work(path: str, append: bool = False, need_bytes: int = 0) -> int:
+    """A work file's descriptor; with `need_bytes`, first check that the filesystem has room."""
     if need_bytes > 0:
-        st = os.statvfs(os.path.dirname(path))
-        free = st.f_bavail * st.f_frsize
-        if free < need_bytes:
-            raise InsufficientStorage(f"not enough space for {need_bytes} bytes: {free} bytes free on the mountpath")
-    return open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115 - closed by the caller
+        _check_space(path, need_bytes)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+    return os.open(path, flags, 0o666)
+
+
+def _check_space(path: str, need_bytes: int) -> None:
+    st = os.statvfs(os.path.dirname(path))
+    free = st.f_bavail * st.f_frsize
+    if free < need_bytes:
+        raise InsufficientStorage(f"not enough space for {need_bytes} bytes: {free} bytes free on the mountpath")
+
+
+class _WorkFile:
+    """A work file written by a sequence of pool hops. Its lock makes a discard (after a failure
+    or a cancel on the loop) wait for a hop still running in the pool, so a descriptor is never
+    closed under a write (or closed twice, after its number was reused)."""
+
+    __slots__ = ("path", "fd", "closed", "lock")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def open(self, append: bool, need_bytes: int) -> None:
+        """Blocking: open (with `need_bytes`, only if the filesystem has room for them)."""
+        with self.lock:
+            if self.fd is not None or self.closed:
+                raise RuntimeError(f"work file {self.path} opened twice")
+            self.fd = _open_work(self.path, append, need_bytes)
+
+    def write(self, chunks: list[bytes], rec: Received, finish: bool, fsync: bool) -> None:
+        """Blocking: one hop of a streamed write: decode + hash + writev a batch, and with
+        `finish` (the last batch) fsync and close."""
+        with self.lock:
+            fd = self._fd()
+            try:
+                fsmeta.write_all(fd, rec.digest(chunks))
+            except BaseException:
+                self._close(fsync=False)
+                raise
+            if finish:
+                self._close(fsync)
+
+    def finish(self, fsync: bool) -> None:
+        """Blocking: fsync and close."""
+        with self.lock:
+            self._fd()
+            self._close(fsync)
+
+    def discard(self) -> None:
+        """Blocking: close if open and remove the file."""
+        with self.lock:
+            if self.fd is not None:
+                self._close(fsync=False)
+            fsmeta.unlink_quiet(self.path)
+
+    def _fd(self) -> int:
+        if self.fd is None:
+            raise RuntimeError(f"work file {self.path} is not open")
+        return self.fd
+
+    def _close(self, fsync: bool) -> None:
+        fd, self.fd, self.closed = self.fd, None, True
+        if fd is not None:
+            try:
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 async def batches(chunks: AsyncIterator[bytes], size_hint: int) -> AsyncIterator[list[bytes]]:
@@ -461,44 +519,55 @@ async def write_work(ctx: TargetContext, mp: str, work: str, source: AsyncIterat
                      append: bool = False, expected_bytes: int | None = None) -> None:
     """Stream batches into `work`: checksum on the way, fsync at the end.
 
-    `expected_bytes` is checked against the bytes received. On any failure (source gone, disk
-    error, cancel) the work file is removed.
+    `expected_bytes` is checked against the bytes received (and against the free space before
+    a byte is read: 507 at once). Pool hops: open, one per batch (the one that completes
+    `expected_bytes` also fsyncs and closes). On any failure (source gone, disk error,
+    cancel) the work file is removed.
     """
     capacity = ctx.cfg.space.capacity_bytes
-    charged = ctx.quota.charge(mp, expected_bytes or 0, capacity)
+    fsync = ctx.cfg.target.fsync
+    need = expected_bytes or 0
+    charged = ctx.quota.charge(mp, need, capacity)
+    wf = _WorkFile(work)
     try:
-        f = await ctx.mountpaths.run(mp, _open_work, work, append, expected_bytes or 0)
-    except BaseException:
-        ctx.quota.refund(mp, charged)
-        raise
-    try:
+        await ctx.mountpaths.run(mp, wf.open, append, need)
         async for batch in source:
+            n = sum(map(len, batch))
             if expected_bytes is None:   # a body of unknown length: charged as it comes
-                charged += ctx.quota.charge(mp, sum(map(len, batch)), capacity)
-            await ctx.mountpaths.run(mp, _write_chunks, f, batch, rec)
+                charged += ctx.quota.charge(mp, n, capacity)
+            last = expected_bytes is not None and rec.raw_size + n >= expected_bytes
+            await ctx.mountpaths.run(mp, wf.write, batch, rec, last, fsync)
         if expected_bytes is not None and rec.raw_size != expected_bytes:
             raise BadRequest(f"body ended after {rec.raw_size} of {expected_bytes} bytes")
-        await ctx.mountpaths.run(mp, fsmeta.finish_work, f, ctx.cfg.target.fsync)
+        if not wf.closed:
+            await ctx.mountpaths.run(mp, wf.finish, fsync)
     except BaseException:
-        f.close()
         ctx.quota.refund(mp, charged)
-        await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
+        await asyncio.shield(ctx.mountpaths.run(mp, wf.discard))
         raise
+
+
+async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The body in the pieces the parser delivered (no copies: `batches` groups them for writev;
+    iter_chunked and readany would join them into new buffers first)."""
+    async for chunk, _ in request.content.iter_chunks():
+        if chunk:   # b"" marks the end of an HTTP chunk
+            yield chunk
 
 
 async def receive_body(request: web.Request, ctx: TargetContext, mp: str, work: str, *, append: bool = False,
                        rec: Received | None = None) -> Received:
     """Stream the request body into `work` (see `write_work`); `rec` may bring a decoder and extra hashers."""
     rec = Received() if rec is None else rec
-    await write_work(ctx, mp, work, batches(request.content.iter_chunked(256 << 10), ctx.cfg.target.write_buffer_bytes),
+    await write_work(ctx, mp, work, batches(_chunks(request), ctx.cfg.target.write_buffer_bytes),
                      rec, append=append, expected_bytes=None if append else request.content_length)
     ctx.metrics.bytes_in.labels(verb="PUT").inc(rec.size)
     return rec
 
 
-def _check_client_checksum(request: web.Request, rec: Received, cname: str) -> None:
-    ctype = request.headers.get(apc.HDR_CHECKSUM_TYPE, "")
-    cval = request.headers.get(apc.HDR_CHECKSUM_VALUE, "")
+def _check_client_checksum(headers: Mapping[str, str], rec: Received, cname: str) -> None:
+    ctype = headers.get(apc.HDR_CHECKSUM_TYPE, "")
+    cval = headers.get(apc.HDR_CHECKSUM_VALUE, "")
     if not ctype or not cval or ctype == "none":
         return
     if ctype not in ("xxhash", "xxhash2"):
@@ -506,6 +575,10 @@ def _check_client_checksum(request: web.Request, rec: Received, cname: str) -> N
     if cval.lower() != rec.hasher.hexdigest():
         raise BadRequest(f"checksum mismatch for {cname}: client sent {ctype} {cval}, "
                          f"received data has {rec.hasher.hexdigest()}")
+
+
+def _versioning(bck: Bucket, props: Mapping[str, Any]) -> bool:
+    return bck.is_ais and bool((props.get("versioning") or {}).get("enabled", True))
 
 
 async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work: str, meta: ObjectMeta,
@@ -526,11 +599,10 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
             raise
         fresh = remote.remote_meta(bck, attrs, meta.size, meta.cksum_value, meta.bid, custom=meta.custom)
         meta = replace(meta, version=fresh.version, custom=fresh.custom, md5=meta.md5 or fresh.md5)
-    versioning = bck.is_ais and bool((props.get("versioning") or {}).get("enabled", True))
     run = ctx.mountpaths.run if write_through else ctx.mountpaths.run_flush   # a fetched copy: background
     async with ctx.object_lock(bck.object_uname(obj)):
         try:
-            stored = await run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, versioning)
+            stored = await run(mp, fsmeta.commit, work, path, meta, ctx.cfg.target.fsync, _versioning(bck, props))
         except OSError as exc:
             await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
             raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
@@ -538,6 +610,71 @@ async def commit_object(ctx: TargetContext, bck: Bucket, obj: str, mp: str, work
             await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
             raise
         await mirror.after_write(ctx, bck, obj, props)   # mirror copies before the write is acknowledged
+    if ec.enabled(bck, props):   # EC slices or replicas on other targets, too (outside the lock: network)
+        await ec.protect_object(ctx, bck, obj, props)
+    return stored
+
+
+MetaOf = Callable[[Received], ObjectMeta]   # validates what was received (raises) and makes its metadata
+
+
+async def put_body(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
+                   rec: Received, meta_of: MetaOf) -> tuple[str, ObjectMeta]:
+    """Receive a PUT's body and publish it as the object (the native and the S3 PutObject).
+
+    `meta_of` runs once the whole body is hashed and before it is published. A small body of
+    an `ais://` bucket is read into memory and stored in ONE pool hop under the object's lock
+    (hash, validate, write, fsync, metadata, rename, fsync of the directory); any other is
+    streamed into a work file (`receive_body`) and committed (`commit_object`). Either way the
+    object is durable (with `target.fsync`) before this returns. Returns its mountpath and metadata.
+    """
+    mp, path = ctx.mountpaths.object_path(bck, obj)
+    size = request.content_length
+    if size is not None and size <= SMALL_PUT_BYTES and bck.is_ais:
+        return mp, await _put_small(request, ctx, bck, obj, props, mp, path, size, rec, meta_of)
+    work = ctx.mountpaths.work_path(mp)
+    await receive_body(request, ctx, mp, work, rec=rec)
+    try:
+        meta = meta_of(rec)
+    except BaseException:
+        await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
+        raise
+    return mp, await commit_object(ctx, bck, obj, mp, work, meta, props)
+
+
+def _store_small(data: bytes, rec: Received, meta_of: MetaOf, work: str, path: str, fsync: bool,
+                 versioning: bool) -> ObjectMeta:
+    """Blocking (pool, under the object's lock): hash and validate an in-memory body, then
+    write and publish it (`fsmeta.store`). A body that fails validation never touches the disk."""
+    chunks = rec.digest([data])
+    meta = meta_of(rec)
+    if data:
+        _check_space(work, len(data))
+    return fsmeta.store(work, path, chunks, meta, fsync, versioning)
+
+
+async def _put_small(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
+                     mp: str, path: str, size: int, rec: Received, meta_of: MetaOf) -> ObjectMeta:
+    charged = ctx.quota.charge(mp, size, ctx.cfg.space.capacity_bytes)
+    stored: ObjectMeta | None = None
+    try:
+        try:
+            data = await request.content.readexactly(size) if size else b""
+        except asyncio.IncompleteReadError as exc:
+            raise BadRequest(f"body ended after {len(exc.partial)} of {size} bytes") from exc
+        work = ctx.mountpaths.work_path(mp)
+        async with ctx.object_lock(bck.object_uname(obj)):
+            try:
+                stored = await ctx.mountpaths.run(mp, _store_small, data, rec, meta_of, work, path,
+                                                  ctx.cfg.target.fsync, _versioning(bck, props))
+            except OSError as exc:
+                raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
+            await mirror.after_write(ctx, bck, obj, props)   # mirror copies before the write is acknowledged
+    except BaseException:
+        if stored is None:   # nothing stored (or cancelled: refunded as a streamed write does)
+            ctx.quota.refund(mp, charged)
+        raise
+    ctx.metrics.bytes_in.labels(verb="PUT").inc(rec.size)
     if ec.enabled(bck, props):   # EC slices or replicas on other targets, too (outside the lock: network)
         await ec.protect_object(ctx, bck, obj, props)
     return stored
@@ -560,18 +697,14 @@ async def put_object(request: web.Request) -> web.StreamResponse:
 
     if apc.HDR_BACKGROUND in request.headers and ctx.cfg.load.pace_jobs and ctx.load.foreground_active():
         await asyncio.sleep(ctx.cfg.load.foreground_yield_ms / 1000)   # a job's write waits behind client reads
-    # plain PUT: 1. stream into a work file, 2. validate, 3. publish atomically
-    mp, _ = ctx.mountpaths.object_path(bck, obj)
-    work = ctx.mountpaths.work_path(mp)
-    rec = await receive_body(request, ctx, mp, work)
-    try:
-        _check_client_checksum(request, rec, bck.object_cname(obj))
-    except AisError:
-        await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
-        raise
-    meta = ObjectMeta(size=rec.size, cksum_type="xxhash", cksum_value=rec.hasher.hexdigest(),
-                      bid=int(str(props.get("bid", "0"))))
-    meta = await commit_object(ctx, bck, obj, mp, work, meta, props)
+    # plain PUT: receive (validated against a client checksum), publish atomically
+    headers, cname, bid = request.headers, bck.object_cname(obj), int(str(props.get("bid", "0")))
+
+    def meta_of(rec: Received) -> ObjectMeta:
+        _check_client_checksum(headers, rec, cname)
+        return ObjectMeta(size=rec.size, cksum_type="xxhash", cksum_value=rec.hasher.hexdigest(), bid=bid)
+
+    mp, meta = await put_body(request, ctx, bck, obj, props, Received(), meta_of)
     return web.Response(status=200, headers=object_headers(ctx, bck, obj, mp, meta, {"checksum", "atime", "version"}))
 
 

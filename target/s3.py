@@ -39,7 +39,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, AsyncIterator, BinaryIO, Mapping
+from typing import Any, AsyncIterator, BinaryIO, Callable, Mapping
 from urllib.parse import quote
 from xml.etree import ElementTree
 
@@ -68,7 +68,7 @@ from target.fs.meta import ObjectMeta
 from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, Received, _check_bid, _mpu_assemble, _mpu_create,
                             _mpu_dir, _mpu_load, batches, commit_object,
                             delete_object_everywhere, etag_of, http_date,
-                            object_headers, parse_range, receive_body, redirect_if_not_owner, serve_file,
+                            object_headers, parse_range, put_body, receive_body, redirect_if_not_owner, serve_file,
                             write_work)
 
 SYSTEM_PREFIX = "s3:"
@@ -478,21 +478,24 @@ def _declared_checksums(headers: Mapping[str, str], required: str) -> list[tuple
     return list(out.values())
 
 
-async def _receive(request: web.Request, ctx: TargetContext, mp: str, work: str, required: str = "") -> _Body:
-    """Stream the body (aws-chunked decoded) into `work`, computing xxhash, MD5 and S3 checksums in
-    the writing hop; check Content-MD5, checksum headers and trailers. On failure, no work file."""
-    content_md5 = request.headers.get("Content-MD5")
+def _receiver(headers: Mapping[str, str], required: str = "") -> tuple[Received, Callable[[Received], _Body]]:
+    """How to receive an S3 body: a `Received` that decodes aws-chunked framing and computes
+    xxhash, MD5 (the ETag), the declared S3 checksums and the SigV4 payload SHA-256 in the
+    hops that write (one pass over each chunk, in the pool), and the check to run once it is
+    all in: decoder trailers, payload hash, Content-MD5, checksum headers. A malformed
+    Content-MD5 fails here, before the body is read."""
+    content_md5 = headers.get("Content-MD5")
     if content_md5 is not None:
         content_md5_digest(content_md5)  # malformed: InvalidDigest before reading the body
-    decoder = _chunked_decoder(request.headers)
-    declared = _declared_checksums(request.headers, required)
+    decoder = _chunked_decoder(headers)
+    declared = _declared_checksums(headers, required)
     md5 = hashlib.md5(usedforsecurity=False)
-    declared_sha = _payload_sha256(request.headers) if decoder is None else None
+    declared_sha = _payload_sha256(headers) if decoder is None else None
     sha = hashlib.sha256() if declared_sha else None
     extra: list[Any] = [md5, *(c for c, _ in declared)] + ([sha] if sha is not None else [])
     rec = Received(decode=None if decoder is None else decoder.feed, extra=extra)
-    await receive_body(request, ctx, mp, work, rec=rec)
-    try:
+
+    def check(rec: Received) -> _Body:
         if decoder is not None:
             decoder.finish()
         if sha is not None and declared_sha is not None:
@@ -502,13 +505,23 @@ async def _receive(request: web.Request, ctx: TargetContext, mp: str, work: str,
         for checksum, expected in declared:
             if expected is not None:
                 verify_checksum(checksum.algorithm, expected, checksum.digest())
+        checksums = {c.header: c.b64digest() for c, _ in declared}
+        if decoder is not None:
+            checksums.update(decoder.trailers)
+        return _Body(rec.size, rec.hasher.hexdigest(), md5.hexdigest(), checksums)
+
+    return rec, check
+
+
+async def _receive(request: web.Request, ctx: TargetContext, mp: str, work: str, required: str = "") -> _Body:
+    """Stream the body (aws-chunked decoded) into `work` and check it (`_receiver`). On failure, no work file."""
+    rec, check = _receiver(request.headers, required)
+    await receive_body(request, ctx, mp, work, rec=rec)
+    try:
+        return check(rec)
     except BaseException:
         await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
         raise
-    checksums = {c.header: c.b64digest() for c, _ in declared}
-    if decoder is not None:
-        checksums.update(decoder.trailers)
-    return _Body(rec.size, rec.hasher.hexdigest(), md5.hexdigest(), checksums)
 
 
 async def put_object(request: web.Request) -> web.StreamResponse:
@@ -520,15 +533,17 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         return await _upload_part(request, ctx, bck, key)
     if COPY_SOURCE in request.headers:
         return await _copy_object(request, ctx, bck, key, props)
-    # 4. PutObject: stream into a work file, validate, publish atomically
-    custom = metadata_from_headers(request.headers)
-    mp, _ = ctx.mountpaths.object_path(bck, key)
-    work = ctx.mountpaths.work_path(mp)
-    body = await _receive(request, ctx, mp, work)
-    meta = ObjectMeta(size=body.size, cksum_type="xxhash", cksum_value=body.xxhash, custom=custom, bid=_bid(props),
-                      md5=body.md5, s3_checksums=body.checksums)
-    await commit_object(ctx, bck, key, mp, work, meta, props)
-    return web.Response(headers={"ETag": f'"{body.md5}"', **body.checksums, **_rid()})
+    # 4. PutObject: receive and check the body, publish atomically (one pool hop for a small one)
+    custom, bid = metadata_from_headers(request.headers), _bid(props)
+    rec, check = _receiver(request.headers)
+
+    def meta_of(rec: Received) -> ObjectMeta:
+        body = check(rec)
+        return ObjectMeta(size=body.size, cksum_type="xxhash", cksum_value=body.xxhash, custom=custom, bid=bid,
+                          md5=body.md5, s3_checksums=body.checksums)
+
+    _, meta = await put_body(request, ctx, bck, key, props, rec, meta_of)
+    return web.Response(headers={"ETag": f'"{meta.md5}"', **meta.s3_checksums, **_rid()})
 
 
 # --- copy -----------------------------------------------------------------------------------------------

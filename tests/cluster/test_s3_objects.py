@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 import requests
+import xxhash
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -20,6 +21,7 @@ from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
 from ais.cmap import ClusterMap
 from ais.names import Bucket
+from target.objects import SMALL_PUT_BYTES
 
 MiB = 1 << 20
 
@@ -511,3 +513,25 @@ def test_unsupported_subresources(s3, bucket) -> None:  # type: ignore[no-untype
         with pytest.raises(ClientError) as e:
             call()
         assert _code(e) == "NotImplemented" and _status(e) == 501
+
+
+@pytest.mark.parametrize("size", [SMALL_PUT_BYTES, SMALL_PUT_BYTES + 1, 8 * MiB + 3])
+def test_put_payload_hash_and_etag_in_one_hop_or_streamed(cluster, s3, client, bucket, size: int) -> None:  # type: ignore[no-untyped-def]
+    """A PutObject body up to SMALL_PUT_BYTES is stored in one pool hop, above it streamed: the
+    x-amz-content-sha256 is verified, the ETag is the MD5 and the native checksum the xxhash,
+    either way; a body that does not match its declared SHA-256 leaves the object as it was."""
+    data = os.urandom(size)
+    key = f"hop/{size}"
+    put = s3.put_object(Bucket=bucket.name, Key=key, Body=data)   # boto3 signs the payload's SHA-256 over http
+    assert put["ETag"] == f'"{_md5(data)}"'
+    url = f"{cluster.endpoint}/s3/{bucket.name}/{key}"
+    other = os.urandom(size)
+    r = requests.put(url, data=other, headers={"x-amz-content-sha256": hashlib.sha256(data).hexdigest()}, timeout=60)
+    assert r.status_code == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in r.content, r.text
+    got = s3.get_object(Bucket=bucket.name, Key=key)
+    assert got["Body"].read() == data and got["ETag"] == put["ETag"]
+    r = requests.put(url, data=other, headers={"x-amz-content-sha256": hashlib.sha256(other).hexdigest()}, timeout=60)
+    assert r.status_code == 200 and r.headers["ETag"] == f'"{_md5(other)}"', r.text
+    props = client.bucket(bucket.name).object(key).head(props="checksum,version,size")
+    assert (props.checksum_value, props.obj_version, props.size) == (xxhash.xxh64(other).hexdigest(), "2", size)
+    assert s3.get_object(Bucket=bucket.name, Key=key)["Body"].read() == other

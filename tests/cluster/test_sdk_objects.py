@@ -6,7 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import xxhash
 from aistore.sdk.errors import AISError, ErrObjNotFound
+
+from target.objects import SMALL_PUT_BYTES
 
 
 @pytest.mark.parametrize("size", [0, 1, 1 << 20, 100 << 20 | 7])
@@ -171,3 +174,31 @@ def test_client_hanging_up_mid_body_never_leaks_into_other_connections(cluster, 
             got = dict(zip(small, ex.map(lambda k: requests.get(f"{owner_url}/{k}", timeout=30).content, small)))
         assert got == small
     assert bucket.object("big").get_reader().read_all() == big
+
+
+def _work_files(cluster) -> list[str]:  # type: ignore[no-untyped-def]
+    return [f"{mp}/%wk/{n}" for t in cluster.targets for mp in t.mountpaths for n in os.listdir(f"{mp}/%wk")]
+
+
+@pytest.mark.parametrize("size", [0, SMALL_PUT_BYTES, SMALL_PUT_BYTES + 1, (8 << 20) + 3])
+def test_put_in_one_hop_or_streamed_keeps_checksum_version_and_refusals(cluster, bucket, size: int) -> None:  # type: ignore[no-untyped-def]
+    """Up to SMALL_PUT_BYTES a body is stored in one pool hop, above it streamed: the same
+    content, checksum and versions either way, and a wrong client checksum is refused (400)
+    without touching the stored object or leaving a work file."""
+    data = os.urandom(size)
+    obj = bucket.object(f"hop/{size}")
+    url = f"{cluster.endpoint}/v1/objects/{bucket.name}/hop/{size}"
+    digest = xxhash.xxh64(data).hexdigest()
+    for version in ("1", "2"):
+        r = requests.put(url, data=data, timeout=60,
+                         headers={"Ais-Checksum-Type": "xxhash", "Ais-Checksum-Value": digest})
+        assert r.status_code == 200, r.text
+        assert r.headers["Ais-Checksum-Value"] == digest and r.headers["Ais-Version"] == version
+    props = obj.head(props="size,checksum,version")
+    assert (props.size, props.checksum_type, props.checksum_value, props.obj_version) == (size, "xxhash", digest, "2")
+    assert obj.get_reader().read_all() == data
+    other = os.urandom(size or 1)
+    bad = requests.put(url, data=other, timeout=60, headers={"Ais-Checksum-Type": "xxhash", "Ais-Checksum-Value": digest})
+    assert bad.status_code == 400 and "checksum mismatch" in bad.text, bad.text
+    assert obj.head(props="version").obj_version == "2" and obj.get_reader().read_all() == data
+    assert not _work_files(cluster)
