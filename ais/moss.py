@@ -8,12 +8,14 @@ request (every problem a 400 naming the field) and names archive members; the fl
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from aiohttp import web
 
-from ais import apc, names
+from ais import apc, hrw, names
+from ais.cmap import ClusterMap, Node
 from ais.errors import AisError, BadRequest
 from ais.names import Bucket
 from ais.web import ci_get, read_json
@@ -30,6 +32,8 @@ CONTENT_TYPES = {".tar": "application/x-tar", ".tgz": "application/gzip", ".tar.
                  ".tar.zst": "application/zstd", ".zip": "application/zip"}
 
 COLOC_NONE, COLOC_TARGET_AWARE = 0, 1
+
+T = TypeVar("T")
 
 
 def normalize_mime(mime: str, field: str = "mime") -> str:
@@ -135,8 +139,8 @@ def _flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
     return raw
 
 
-def _int(d: Mapping[str, Any], key: str, where: str) -> int:
-    raw = ci_get(d, key, 0)
+def _int(get: Callable[..., Any], key: str, where: str) -> int:
+    raw = get(key, 0)
     if raw is None:
         return 0
     if isinstance(raw, bool) or not isinstance(raw, int) or not -2**63 <= raw < 2**63:   # an int64, as in Go
@@ -173,19 +177,31 @@ def parse_request(body: Any, default: Bucket | None = None, query_coloc: str = "
                         _flag(body, "strm", True), coloc)
 
 
+_ENTRY_KEYS = frozenset({"objname", "bucket", "provider", "uname", "archpath", "start", "length", "opaque"})
+
+
 def _entry(d: Mapping[str, Any], where: str, default: Bucket | None,
            buckets: dict[tuple[str, str], Bucket]) -> BatchEntry:
-    uname = ci_get(d, "uname", "") or ""
+    if d.keys() <= _ENTRY_KEYS:
+        # the usual spelling (the SDK's): plain lookups give what `ci_get` would, at a fraction of
+        # its cost for absent keys (it scans every key for a case-insensitive match)
+        return _entry_fields(d.get, where, default, buckets)
+    return _entry_fields(lambda key, dflt=None: ci_get(d, key, dflt), where, default, buckets)
+
+
+def _entry_fields(get: Callable[..., Any], where: str, default: Bucket | None,
+                  buckets: dict[tuple[str, str], Bucket]) -> BatchEntry:
+    uname = get("uname", "") or ""
     if uname:
         if not isinstance(uname, str):
             raise BadRequest(f"invalid {where}.uname {uname!r}")
         bck, obj = names.parse_uname_object(uname)
     else:
-        obj = ci_get(d, "objname", "")
+        obj = get("objname", "")
         if not isinstance(obj, str) or not obj:
             raise BadRequest(f"invalid {where}.objname: required, a non-empty string")
         names.check_object_name(obj)
-        bname, prov = ci_get(d, "bucket", "") or "", ci_get(d, "provider", "") or ""
+        bname, prov = get("bucket", "") or "", get("provider", "") or ""
         if not isinstance(bname, str) or not isinstance(prov, str):
             raise BadRequest(f"invalid {where}.bucket/provider: expected strings")
         if bname:
@@ -198,17 +214,17 @@ def _entry(d: Mapping[str, Any], where: str, default: Bucket | None,
             bck = default
         else:
             raise BadRequest(f"invalid {where}: no bucket (name one in the entry or in the path /v1/ml/moss/<bucket>)")
-    archpath = ci_get(d, "archpath", "") or ""
+    archpath = get("archpath", "") or ""
     if not isinstance(archpath, str) or "\x00" in archpath or not names.is_utf8(archpath):
         raise BadRequest(f"invalid {where}.archpath {archpath!r:.200}: expected a UTF-8 string without NUL")
-    start, length = _int(d, "start", where), _int(d, "length", where)
+    start, length = _int(get, "start", where), _int(get, "length", where)
     if start < 0:
         raise BadRequest(f"invalid {where}.start {start}: must be >= 0")
     if length < -1:
         raise BadRequest(f"invalid {where}.length {length}: must be > 0, or -1 to read to the end")
     if start > 0 and length == 0:
         raise BadRequest(f"invalid {where}: start {start} needs a length (> 0, or -1 to read to the end)")
-    opaque = ci_get(d, "opaque", "") or ""
+    opaque = get("opaque", "") or ""
     if not isinstance(opaque, str):
         raise BadRequest(f"invalid {where}.opaque: expected base64 text")
     return BatchEntry(bck, obj, archpath.lstrip("/") if archpath else "", start, length, opaque)
@@ -222,3 +238,60 @@ async def read_request(request: web.Request) -> BatchRequest:
     if request.match_info.get("bucket"):
         default = names.make_bucket(request.match_info["bucket"], q.get(apc.Q_PROVIDER, ""), q.get(apc.Q_NAMESPACE, ""))
     return parse_request(await read_json(request, MAX_BODY_BYTES), default, q.get("coloc", ""))
+
+
+# --- HRW for a whole batch ------------------------------------------------------------------
+
+_LANES = 4096                      # (name, candidate) pairs mixed per big integer
+_LANE_MASK = int.from_bytes(b"\xff" * 8 + b"\0" * 8, "little")
+_LANE_ONE = int.from_bytes(b"\x01" + b"\0" * 15, "little")
+
+
+def _mix64_lanes(values: Sequence[int]) -> tuple[int, ...]:
+    """`hrw.mix64` of each value, ~3x faster a value than one call each: the values sit in 128-bit
+    lanes of one Python integer, each step works on all of them at once, and a mask after every
+    step keeps each lane's 64 bits (products of a 64-bit lane and a 64-bit constant fit 128
+    bits; right shifts pull a neighbour's bits only into a lane's masked-off upper half)."""
+    n = len(values)
+    packed = bytearray(16 * n)
+    struct.pack_into(f"<{2 * n}Q", packed, 0, *[x for v in values for x in (v, 0)])
+    z = int.from_bytes(packed, "little")
+    mask = int.from_bytes(_LANE_MASK.to_bytes(16, "little") * n, "little")
+    golden = hrw._GOLDEN * int.from_bytes(_LANE_ONE.to_bytes(16, "little") * n, "little")
+    z = (z + golden) & mask
+    z = (((z ^ (z >> 30)) & mask) * hrw._C1) & mask
+    z = (((z ^ (z >> 27)) & mask) * hrw._C2) & mask
+    z = (((z ^ (z >> 31)) & mask) + golden) & mask
+    z = (((z ^ (z >> 30)) & mask) * hrw._C1) & mask
+    z = (((z ^ (z >> 27)) & mask) * hrw._C2) & mask
+    z = (((z ^ (z >> 31)) & mask) * 5) & mask
+    z = ((z << 7) | (z >> 57)) & mask
+    z = (z * 9) & mask
+    return struct.unpack(f"<{2 * n}Q", z.to_bytes(16 * n, "little"))[::2]
+
+
+def choose_many(unames: Sequence[str], candidates: Sequence[tuple[int, T]]) -> list[T]:
+    """`hrw.choose(uname, candidates)` for every name of a batch (the same picks, ties to the
+    first candidate), at about a third of the cost: HRW runs on every entry of a batch-get, on
+    the client that splits it, the target that assembles it and the targets that read it."""
+    k = len(candidates)
+    if not k:
+        raise LookupError("no candidates")
+    digests = [cd for cd, _ in candidates]
+    out: list[T] = []
+    step = max(1, _LANES // k)
+    for start in range(0, len(unames), step):
+        part = unames[start:start + step]
+        scores = _mix64_lanes([d ^ cd for d in map(hrw.digest, part) for cd in digests])
+        for i in range(0, len(scores), k):
+            row = scores[i:i + k]
+            out.append(candidates[row.index(max(row))][1])
+    return out
+
+
+def owners(smap: ClusterMap, unames: Sequence[str]) -> list[Node | None]:
+    """`smap.owner(uname)` of every name (HRW over the active targets)."""
+    candidates = [(t.id_digest, t) for t in smap.active_targets()]
+    if not candidates:
+        return [None] * len(unames)
+    return list(choose_many(unames, candidates))

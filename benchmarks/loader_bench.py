@@ -9,12 +9,15 @@ directory. Each case reads every sample once per round through `DataLoader(num_w
   (b) ours-proxy    the same through the proxy (each GET redirected)
   (c) sdk-map       the official aistore.pytorch.AISMapDataset (one blocking GET per sample)
   (d) shards        ais.pytorch.AISShardDataset over the 20 shards (shard shuffle, 1,000-sample buffer)
-  (e) batch-get     ais.pytorch.AISBatchLoader: one GetBatch request per minibatch (2 in flight per worker)
+  (e) batch-get     ais.pytorch.AISBatchLoader: GetBatch requests of ~8 MiB (several minibatches), one per
+                    owning target (2 in flight per worker)
   (f) local-disk    the same files read with open().read() by a map-style dataset: the ceiling
 
 Rounds interleave the cases so machine drift hits all alike; the table has medians and each
 case's ratio to (f). Issue-6 target: (e) >= 0.5 x (f). Everything (cluster, workers, this
-process) shares the machine's cores.
+process) shares the machine's cores; each row also has the CPU time per sample of the cluster's
+nodes and of the client side (this process and its DataLoader workers), steadier than
+throughput on a shared machine.
 
     .venv/bin/python benchmarks/loader_bench.py [--samples 20000] [--size-kib 16] [--reps 3] [--out FILE]
 """
@@ -27,6 +30,7 @@ import io
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import tarfile
@@ -63,6 +67,22 @@ class LocalFiles(Dataset[tuple[str, bytes]]):
     def __getitem__(self, i: int) -> tuple[str, bytes]:
         with open(os.path.join(self.root, self.names[i]), "rb") as f:
             return self.names[i], f.read()
+
+
+def node_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the cluster's node processes have used so far."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])   # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (the DataLoader workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def count(loader: Any, per_item: Callable[[Any], int]) -> int:
@@ -152,20 +172,23 @@ def main() -> None:
         print(f"loaded {len(data)} objects, {len(shards)} shards and local files in {time.perf_counter() - t0:.0f}s",
               flush=True)
         names = list(data)
+        pids = [n.pid for n in spec.nodes]
         todo = cases(spec.endpoint, root, names)
         if args.only:
             todo = {k: v for k, v in todo.items() if k[0] in args.only.split(",")}
         times: dict[str, list[float]] = {k: [] for k in todo}
         for rep in range(args.reps):
             for name, run in todo.items():
-                t = time.perf_counter()
+                t, node0, client0 = time.perf_counter(), node_cpu_s(pids), client_cpu_s()
                 got = run()
                 dt = time.perf_counter() - t
+                node_us, client_us = ((node_cpu_s(pids) - node0) / got * 1e6, (client_cpu_s() - client0) / got * 1e6)
                 if got != len(names):
                     raise SystemExit(f"{name}: read {got} samples, expected {len(names)}")
                 times[name].append(dt)
                 row = {"case": name, "rep": rep, "samples": got, "size_kib": args.size_kib, "seconds": round(dt, 3),
-                       "samples_per_s": round(got / dt, 1), "workers": WORKERS, "batch": BATCH}
+                       "samples_per_s": round(got / dt, 1), "workers": WORKERS, "batch": BATCH,
+                       "cluster_cpu_us_per_sample": round(node_us, 1), "client_cpu_us_per_sample": round(client_us, 1)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:

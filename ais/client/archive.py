@@ -7,6 +7,7 @@ Malformed input raises `DecodeError` (the one place tarfile/zipfile/zlib errors 
 
 from __future__ import annotations
 
+import collections
 import io
 import tarfile
 import zipfile
@@ -17,37 +18,6 @@ from ais.client.errors import DecodeError
 
 _BLOCK = 512
 _FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
-
-
-class _Reader:
-    """Exact-size reads over an async iterator of chunks (a read offset into one buffer, which
-    is compacted only when more than half of it has been consumed: no copy per read)."""
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buf = bytearray()
-        self._pos = 0
-        self._eof = False
-
-    async def read_exact(self, n: int) -> bytes:
-        while len(self._buf) - self._pos < n and not self._eof:
-            try:
-                chunk = await self._chunks.__anext__()
-            except StopAsyncIteration:
-                self._eof = True
-                break
-            if self._pos and self._pos >= len(self._buf) // 2:
-                del self._buf[:self._pos]
-                self._pos = 0
-            self._buf += chunk
-        have = len(self._buf) - self._pos
-        if have < n:
-            if not have and n:
-                return b""
-            raise DecodeError(f"archive truncated: wanted {n} bytes, got {have}")
-        out = bytes(self._buf[self._pos:self._pos + n])
-        self._pos += n
-        return out
 
 
 async def _gunzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -84,30 +54,164 @@ def _pax_path(data: bytes) -> str | None:
     return path
 
 
+_ZERO_BLOCK = bytes(_BLOCK)
+_POSIX_MAGIC = b"ustar\x0000"
+_REG = (b"0", b"\0")
+
+
+def _nts(field: bytes) -> bytes:
+    end = field.find(b"\0")
+    return field if end < 0 else field[:end]
+
+
+def _octal(field: bytes) -> int | None:
+    """An octal number field as tarfile's `nti` reads it; None for base-256 or junk (left to tarfile)."""
+    if field[:1] in (b"\x80", b"\xff"):
+        return None
+    try:
+        return int(_nts(field).strip() or b"0", 8)
+    except ValueError:
+        return None
+
+
+def _byte_sum(data: bytes) -> int:
+    """sum(data) for up to 256 bytes: Adler-32's first half is 1 + the byte sum mod 65521, and 256
+    bytes sum to at most 65280 (a C loop instead of a Python one over ints)."""
+    return (zlib.adler32(data) & 0xFFFF) - 1
+
+
+def _checksum(block: bytes) -> int:
+    """The unsigned ustar header checksum: the bytes summed with the checksum field as spaces."""
+    return 256 + _byte_sum(block[:148]) + _byte_sum(block[156:412]) + _byte_sum(block[412:])
+
+
+def _header(block: bytes) -> tuple[str, int, bytes]:
+    """(name, size, type) of a TAR header block. A POSIX ustar header of a regular file (what
+    batch-get and most writers emit) is read directly, several times faster than tarfile;
+    anything else goes through `tarfile.TarInfo.frombuf`, which also judges it."""
+    if block[257:265] == _POSIX_MAGIC and block[156:157] in _REG:
+        size, chksum = _octal(block[124:136]), _octal(block[148:156])
+        if size is not None and size >= 0 and chksum == _checksum(block):
+            name = _nts(block[:100]).decode("utf-8", "surrogateescape")
+            prefix = _nts(block[345:500])
+            if prefix:
+                name = prefix.decode("utf-8", "surrogateescape") + "/" + name
+            if not name.endswith("/"):   # a V7 directory is a regular file with a trailing slash
+                return name, size, tarfile.REGTYPE
+    try:
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError as exc:
+        raise DecodeError(f"bad TAR header: {exc}") from exc
+    return info.name, info.size, info.type
+
+
+class TarParser:
+    """Incremental TAR reader: `feed()` pieces of a stream as they arrive; each call returns the
+    regular files (name, content) it completed, in archive order.
+
+    Each content is copied once, out of the piece(s) that hold it (no copy at all when a piece
+    is exactly one content). Nothing after the end-of-archive marker is read.
+    """
+
+    def __init__(self) -> None:
+        self.done = False                  # the end-of-archive marker was seen
+        self._buf = b""                    # the piece being read ...
+        self._off = 0                      # ... and how much of it was consumed
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._have = 0                     # unread bytes in _buf and _queue
+        self._member: tuple[str, int, bytes] | None = None   # header read, content next
+        self._long_name: str | None = None
+
+    def _take(self, n: int) -> bytes:
+        buf, off = self._buf, self._off
+        if len(buf) - off >= n:
+            self._off = off + n
+            self._have -= n
+            return buf if off == 0 and n == len(buf) else buf[off:off + n]
+        parts: list[bytes | memoryview] = [memoryview(buf)[off:]]
+        left = n - (len(buf) - off)
+        while True:
+            buf = self._queue.popleft()
+            if len(buf) >= left:
+                break
+            parts.append(buf)
+            left -= len(buf)
+        parts.append(memoryview(buf)[:left])
+        self._buf, self._off = buf, left
+        self._have -= n
+        return b"".join(parts)
+
+    def _skip(self, n: int) -> None:
+        self._have -= n
+        while n:
+            room = len(self._buf) - self._off
+            if room >= n:
+                self._off += n
+                return
+            n -= room
+            self._buf, self._off = self._queue.popleft(), 0
+
+    def feed(self, data: bytes) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        if self.done or not data:
+            return out
+        if self._off >= len(self._buf) and not self._queue:
+            self._buf, self._off = data, 0
+        else:
+            self._queue.append(data)
+        self._have += len(data)
+        while True:
+            member = self._member
+            if member is None:
+                if self._have < _BLOCK:
+                    return out
+                block = self._take(_BLOCK)
+                if block == _ZERO_BLOCK:
+                    self.done = True
+                    return out
+                member = self._member = _header(block)
+            name, size, typ = member
+            padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
+            if self._have < padded:
+                return out
+            content = self._take(size) if size else b""
+            if padded > size:
+                self._skip(padded - size)
+            self._member = None
+            if typ in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
+                self._long_name = _pax_path(content) or self._long_name
+            elif typ == tarfile.GNUTYPE_LONGNAME:
+                self._long_name = content.rstrip(b"\0").decode("utf-8", "surrogateescape")
+            else:
+                name, self._long_name = self._long_name or name, None
+                if typ in _FILE_TYPES:
+                    out.append((name, content))
+
+    def close(self) -> None:
+        """The stream ended: anything but a clean end (marker, or nothing at all) is truncation."""
+        if self.done or (self._member is None and self._have == 0):
+            return
+        raise DecodeError(f"archive truncated: {self._have} bytes of an incomplete member")
+
+
+async def iter_tar_lists(chunks: AsyncIterator[bytes], gzip: bool = False) -> AsyncIterator[list[tuple[str, bytes]]]:
+    """The regular files of a TAR stream as it arrives, a list of (member name, content) per
+    piece received (one await per piece, not per member)."""
+    parser = TarParser()
+    async for chunk in _gunzip(chunks) if gzip else chunks:
+        members = parser.feed(chunk)
+        if members:
+            yield members
+        if parser.done:
+            return
+    parser.close()
+
+
 async def iter_tar(chunks: AsyncIterator[bytes], gzip: bool = False) -> AsyncIterator[tuple[str, bytes]]:
     """(member name, content) for each regular file of a TAR stream, as it arrives."""
-    r = _Reader(_gunzip(chunks) if gzip else chunks)
-    long_name: str | None = None
-    while True:
-        header = await r.read_exact(_BLOCK)
-        if not header or header == bytes(_BLOCK):
-            return
-        try:
-            info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
-        except tarfile.HeaderError as exc:
-            raise DecodeError(f"bad TAR header: {exc}") from exc
-        padded = (info.size + _BLOCK - 1) // _BLOCK * _BLOCK
-        data = await r.read_exact(padded) if padded else b""
-        content = data[:info.size]
-        if info.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
-            long_name = _pax_path(content) or long_name
-            continue
-        if info.type == tarfile.GNUTYPE_LONGNAME:
-            long_name = content.rstrip(b"\0").decode("utf-8", "surrogateescape")
-            continue
-        name, long_name = long_name or info.name, None
-        if info.type in _FILE_TYPES:
-            yield name, content
+    async for members in iter_tar_lists(chunks, gzip):
+        for member in members:
+            yield member
 
 
 def iter_archive_bytes(data: bytes, name: str = "") -> Iterator[tuple[str, bytes]]:

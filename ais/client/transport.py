@@ -277,9 +277,13 @@ class AiohttpTransport:
 
 
 async def _chunks(resp: aiohttp.ClientResponse, url: str) -> AsyncIterator[bytes]:
+    # iter_chunks, not iter_any: the latter joins every piece buffered since the last read into
+    # one new bytes (a copy of the whole stream when the reader lags); this hands pieces on as
+    # they arrived (joined only up to the end of an HTTP chunk of a chunked body)
     try:
-        async for chunk in resp.content.iter_any():
-            yield chunk
+        async for chunk, _ in resp.content.iter_chunks():
+            if chunk:
+                yield chunk
     except (asyncio.TimeoutError, TimeoutError) as exc:
         raise RequestTimeout("timed out reading the body", url=url) from exc
     except (aiohttp.ClientError, OSError) as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence, Sized, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence, Sized, TypeVar
 
 import torch.distributed as dist
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
@@ -199,18 +199,31 @@ class AISBatchLoader(_Source, _Epochs, IterableDataset[tuple[list[str], Any]]):
     Use with `DataLoader(loader, batch_size=None, num_workers=N)`. Batches are dealt to ranks
     and workers as in `plan.py`; `prefetch` batch requests are in flight per worker. With an
     ETL (which batch-get does not apply) a minibatch is read with concurrent GETs instead.
+
+    `request_bytes`: a worker fetches its next minibatches together, in one request of about
+    this many bytes (the first requests carry one minibatch each; later ones as many whole
+    minibatches as the sample sizes seen so far allow, at most `MAX_REQUEST_SAMPLES` samples),
+    since every batch-get has a fixed cost on the cluster. 0: one request per minibatch.
+    Minibatches come out the same either way.
+
+    `by_owner`: a request is sent as one batch-get per target that owns some of its samples (see
+    `AsyncClient.batch_get`), so no target relays another's samples: about half the cluster's
+    work per sample.
     """
 
     def __init__(self, client: Client | str | None, bucket: BucketLike, *, batch_size: int, prefix: str = "",
                  names: Sequence[str] | None = None, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                  etl_name: str | None = None, transform: Transform | None = None,
                  collate: Callable[[list[Any]], Any] | None = None, rank: int | None = None,
-                 world_size: int | None = None, prefetch: int = 2) -> None:
+                 world_size: int | None = None, prefetch: int = 2, request_bytes: int = 8 << 20,
+                 by_owner: bool = True) -> None:
         super().__init__(client, bucket, prefix=prefix, names=names, etl_name=etl_name, transform=transform)
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.collate = collate
         self.rank, self.world_size = rank, world_size
         self.prefetch = prefetch
+        self.request_bytes = request_bytes
+        self.by_owner = by_owner
 
     def __len__(self) -> int:
         r, w = distributed_rank(self.rank, self.world_size)
@@ -218,10 +231,17 @@ class AISBatchLoader(_Source, _Epochs, IterableDataset[tuple[list[str], Any]]):
 
     def __iter__(self) -> Iterator[tuple[list[str], Any]]:
         batches = [[self.names[i] for i in b] for b in self._blocks(current_split(self.rank, self.world_size))]
-        stream = _get_batches(self.client.aio, self.bucket, batches, self.etl_name, self.prefetch)
-        for names, datas in self.client.iterate(stream, prefetch=self.prefetch):
-            samples = [self.transform(d) for d in datas] if self.transform is not None else datas
-            yield names, self.collate(samples) if self.collate is not None else samples
+        stream = _get_batches(self.client.aio, self.bucket, batches, self.etl_name, self.prefetch,
+                              0 if self.etl_name else self.request_bytes, self.by_owner)
+        # whole requests cross from the client's loop to this thread (one hop each, not one per minibatch)
+        for group, datas in self.client.iterate(stream, prefetch=1):
+            pos = 0
+            for names in group:
+                samples = datas[pos:pos + len(names)]
+                pos += len(names)
+                if self.transform is not None:
+                    samples = [self.transform(d) for d in samples]
+                yield names, self.collate(samples) if self.collate is not None else samples
 
 
 # --- the async side (runs on the client's loop) ---------------------------------------------
@@ -230,7 +250,7 @@ async def _get_all(aio: AsyncClient, bck: Bucket, names: Sequence[str], etl_name
     return list(await asyncio.gather(*(aio.get_object(bck, n, etl_name=etl_name) for n in names)))
 
 
-async def _in_order(items: Sequence[K], fetch: Callable[[K], Awaitable[V]], window: int) -> AsyncIterator[tuple[K, V]]:
+async def _in_order(items: Iterable[K], fetch: Callable[[K], Awaitable[V]], window: int) -> AsyncIterator[tuple[K, V]]:
     """`fetch` each item, up to `window` at once, yielding `(item, result)` in the given order."""
     pending: collections.deque[tuple[K, asyncio.Task[V]]] = collections.deque()
     try:
@@ -252,17 +272,54 @@ def _get_ordered(aio: AsyncClient, bck: Bucket, names: Sequence[str], etl_name: 
     return _in_order(names, lambda name: aio.get_object(bck, name, etl_name=etl_name), window)
 
 
+MAX_REQUEST_SAMPLES = 4096
+
+
+class _Grouper:
+    """Cuts a worker's minibatches into batch-get requests of about `request_bytes`, learning the
+    mean sample size from the answers (so a group is decided only when its request is sent)."""
+
+    def __init__(self, request_bytes: int) -> None:
+        self.request_bytes = request_bytes
+        self.samples = 0
+        self.bytes = 0
+
+    def learn(self, datas: Sequence[bytes]) -> None:
+        self.samples += len(datas)
+        self.bytes += sum(map(len, datas))
+
+    def groups(self, batches: Sequence[list[str]]) -> Iterator[list[list[str]]]:
+        i = 0
+        while i < len(batches):
+            want = 0
+            if self.request_bytes > 0 and self.samples:
+                want = min(MAX_REQUEST_SAMPLES, self.request_bytes * self.samples // max(self.bytes, 1))
+            group, count = [batches[i]], len(batches[i])
+            i += 1
+            while i < len(batches) and count + len(batches[i]) <= want:
+                group.append(batches[i])
+                count += len(batches[i])
+                i += 1
+            yield group
+
+
 def _get_batches(aio: AsyncClient, bck: Bucket, batches: Sequence[list[str]], etl_name: str | None,
-                 window: int) -> AsyncIterator[tuple[list[str], list[bytes]]]:
-    """One batch-get per batch (concurrent GETs with an ETL), up to `window` batches at once."""
-    async def one(names: list[str]) -> list[bytes]:
+                 window: int, request_bytes: int, by_owner: bool) -> AsyncIterator[tuple[list[list[str]], list[bytes]]]:
+    """Groups of minibatches (see `_Grouper`) with the data of all their samples, in order: one
+    batch-get per group (concurrent GETs with an ETL), up to `window` requests at once."""
+    grouper = _Grouper(request_bytes)
+
+    async def one(group: list[list[str]]) -> list[bytes]:
+        names = [n for b in group for n in b]
         if etl_name:
             return await _get_all(aio, bck, names, etl_name)
-        entries: list[BatchEntry] = await aio.batch_get(names, bucket=bck)
+        entries: list[BatchEntry] = await aio.batch_get(names, bucket=bck, by_owner=by_owner)
         if [e.name for e in entries] != names:
             raise ClientError("batch-get answered entries out of order")
-        return [e.data for e in entries]
-    return _in_order(batches, one, window)
+        datas = [e.data for e in entries]
+        grouper.learn(datas)
+        return datas
+    return _in_order(grouper.groups(batches), one, window)
 
 
 async def _cancel(tasks: Any) -> None:

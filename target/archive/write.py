@@ -16,7 +16,7 @@ import tarfile
 import time
 import zipfile
 import zlib
-from typing import Any
+from typing import Any, Iterable, overload
 
 import zstandard
 
@@ -49,6 +49,33 @@ class _Sink:
 _USTAR_MAX = 8 ** 11            # size and mtime fit 11 octal digits
 _USTAR_MODE_IDS = b"0000644\x000000000\x000000000\x00"
 _USTAR_MIDDLE = b"0" + b"\0" * 100 + tarfile.POSIX_MAGIC + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)
+_USTAR_CONST_SUM = sum(_USTAR_MODE_IDS) + sum(_USTAR_MIDDLE) + 8 * 0x20   # the checksum field counts as spaces
+_NULS = b"\0" * 100
+
+
+def _fits_ustar(name: str, size: int, mtime: int) -> bool:
+    return len(name) <= 100 and name.isascii() and 0 <= size < _USTAR_MAX and 0 <= mtime < _USTAR_MAX
+
+
+def _tar_header(name: str, size: int, mtime: int) -> bytes:
+    header = ustar_header(name, size, mtime)
+    if header is None:   # a long or non-ASCII name, or a huge size: tarfile adds a PAX header
+        ti = tarfile.TarInfo(name)
+        ti.size, ti.mtime, ti.mode = size, mtime, 0o644
+        header = ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    return header
+
+
+def tar_length(members: Iterable[tuple[str, int, float]]) -> int:
+    """The exact length of the plain .tar that `ArchiveWriter` makes of members (name, size,
+    mtime_s): known before the first byte, so a batch can go out with a Content-Length."""
+    total = 2 * _BLOCK
+    now = int(time.time())
+    for name, size, mtime_s in members:
+        mtime = int(mtime_s) if mtime_s else now
+        head = _BLOCK if _fits_ustar(name, size, mtime) else len(_tar_header(name, size, mtime))
+        total += head + size + (-size % _BLOCK)
+    return total
 
 
 def ustar_header(name: str, size: int, mtime: int) -> bytes | None:
@@ -56,11 +83,12 @@ def ustar_header(name: str, size: int, mtime: int) -> bytes | None:
     whose name is ASCII and at most 100 bytes and whose size and mtime fit the ustar fields;
     None otherwise. Built directly: tarfile's general path costs ~25 us a member, which shows in
     batches of thousands of small entries."""
-    if len(name) > 100 or not name.isascii() or not (0 <= size < _USTAR_MAX and 0 <= mtime < _USTAR_MAX):
+    if not _fits_ustar(name, size, mtime):
         return None
-    head = (name.encode().ljust(100, b"\0") + _USTAR_MODE_IDS + b"%011o\0%011o\0" % (size, mtime))
-    chksum = sum(head) + 8 * 0x20 + sum(_USTAR_MIDDLE)
-    return head + b"%06o\0 " % chksum + _USTAR_MIDDLE
+    raw = name.encode()
+    nums = b"%011o\0%011o\0" % (size, mtime)
+    chksum = sum(raw) + sum(nums) + _USTAR_CONST_SUM   # NUL padding adds nothing
+    return b"".join((raw, _NULS[len(raw):], _USTAR_MODE_IDS, nums, b"%06o\0 " % chksum, _USTAR_MIDDLE))
 
 
 class ArchiveWriter:
@@ -102,14 +130,17 @@ class ArchiveWriter:
             zi.external_attr = 0o644 << 16
             self._zip_member = self._zip.open(zi, "w", force_zip64=size >= zipfile.ZIP64_LIMIT)
             return self._sink.drain()
-        header = ustar_header(name, size, int(mtime))
-        if header is None:   # a long or non-ASCII name, or a huge size: tarfile adds a PAX header
-            ti = tarfile.TarInfo(name)
-            ti.size, ti.mtime, ti.mode = size, int(mtime), 0o644
-            header = ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        return self._compress(header)
+        return self._compress(_tar_header(name, size, int(mtime)))
 
-    def data(self, chunk: bytes) -> bytes:
+    @overload
+    def data(self, chunk: bytes) -> bytes: ...
+
+    @overload
+    def data(self, chunk: memoryview) -> bytes | memoryview: ...
+
+    def data(self, chunk: bytes | memoryview) -> bytes | memoryview:
+        """The member's next bytes as archive bytes (a plain tar passes them through, a view
+        included, uncopied)."""
         if len(chunk) > self._left:
             raise ValueError(f"member data exceeds its declared size of {self._size} bytes")
         self._left -= len(chunk)
@@ -146,7 +177,13 @@ class ArchiveWriter:
             out += self._zst.flush()
         return out
 
-    def _compress(self, raw: bytes) -> bytes:
+    @overload
+    def _compress(self, raw: bytes) -> bytes: ...
+
+    @overload
+    def _compress(self, raw: memoryview) -> bytes | memoryview: ...
+
+    def _compress(self, raw: bytes | memoryview) -> bytes | memoryview:
         if self._gz is not None:
             return self._gz.compress(raw)  # type: ignore[no-any-return]
         if self._zst is not None:
@@ -154,4 +191,4 @@ class ArchiveWriter:
         return raw
 
 
-__all__ = ["ArchiveWriter", "CONTENT_TYPES", "GZIP_LEVEL", "ZSTD_LEVEL", "normalize_mime"]
+__all__ = ["ArchiveWriter", "CONTENT_TYPES", "GZIP_LEVEL", "ZSTD_LEVEL", "normalize_mime", "tar_length"]

@@ -124,6 +124,17 @@ def test_batch_get_in_request_order_from_every_target(ours: Client, bname: str) 
     assert out[0].data == data["b001"][10:30] and out[1].error and not out[1].data and out[2].data == data["b002"]
     with pytest.raises(errors.NotFound):
         ours.batch_get(["absent"], bucket=bname)
+    # by owner: one request straight to each owner of entries, merged back in request order
+    before = ours.stats.direct
+    split = ours.batch_get(order, bucket=bname, by_owner=True)
+    assert [(e.name, e.data) for e in split] == [(e.name, e.data) for e in got]
+    assert ours.stats.direct == before + 3
+    items = [BatchItem("absent"), *[BatchItem(n) for n in order[:20]], BatchItem("b001", offset=10, length=20)]
+    out = ours.batch_get(items, bucket=bname, continue_on_error=True, by_owner=True)
+    assert [e.name for e in out] == [it.name for it in items] and out[0].error and not out[0].data
+    assert [e.data for e in out[1:]] == [data[n] for n in order[:20]] + [data["b001"][10:30]]
+    with pytest.raises(errors.NotFound):
+        ours.batch_get(order[:30] + ["absent"], bucket=bname, by_owner=True)
 
 
 def test_proxy_429s_are_retried_honouring_retry_after(cluster: Cluster, ours: Client, bname: str) -> None:

@@ -135,20 +135,39 @@ def test_iterable_dataset_every_sample_once_across_two_ranks_and_four_workers(ou
     assert _names(DataLoader(ds, batch_size=8, num_workers=4, collate_fn=_collate_pairs)) == orders[(0, 0)][56:]
 
 
+def _data_requests(client: Client) -> int:
+    return client.stats.requests - client.stats.map_fetches
+
+
 @pytest.mark.parametrize("workers", [0, 4])
-def test_batch_loader_one_request_per_minibatch(ours: Client, samples: Any, workers: int) -> None:
+def test_batch_loader_minibatches_by_batch_get(ours: Client, samples: Any, workers: int) -> None:
     bname, data = samples
-    loader = AISBatchLoader(ours, bname, prefix="s/", batch_size=32, shuffle=True, seed=2)
+    loader = AISBatchLoader(ours, bname, prefix="s/", batch_size=32, shuffle=True, seed=2, request_bytes=0,
+                            by_owner=False)
     assert len(loader) == (N + 31) // 32
     batches = list(DataLoader(loader, batch_size=None, num_workers=workers))
     assert [len(names) for names, _ in batches] == [32] * (N // 32) + ([N % 32] if N % 32 else [])
     assert Counter(_names(batches)) == Counter(list(data))
     assert all(d == data[n] for names, datas in batches for n, d in zip(names, datas))
     if workers == 0:
-        # one GetBatch per minibatch (all in this process here), and the order is seeded
-        before = ours.stats.requests
+        # request_bytes=0: one GetBatch per minibatch (all in this process here); the order is seeded
+        before = _data_requests(ours)
         again = list(DataLoader(loader, batch_size=None))
-        assert ours.stats.requests - before == len(again) and _names(again) == _names(batches)
+        assert _data_requests(ours) - before == len(again) and _names(again) == _names(batches)
+        # grouped: the first `prefetch` requests carry one minibatch each, then ~request_bytes
+        # (mean sample ~1.5 KB: 3 minibatches of 32 in 150 KB); the same minibatches come out
+        grouped = AISBatchLoader(ours, bname, prefix="s/", batch_size=32, shuffle=True, seed=2,
+                                 request_bytes=150_000, by_owner=False)
+        before = _data_requests(ours)
+        assert list(DataLoader(grouped, batch_size=None)) == again
+        assert _data_requests(ours) - before == 2 + 2   # 1 + 1 + 3 + 3 of the 8 minibatches
+        # by owner: a minibatch is one request per target owning some of its samples
+        split = AISBatchLoader(ours, bname, prefix="s/", batch_size=32, shuffle=True, seed=2, request_bytes=0)
+        smap = ours.cluster_map()
+        owners = [len({smap.owner(f"ais/@#/{bname}/{n}").id for n in names}) for names, _ in again]
+        before = _data_requests(ours)
+        assert list(DataLoader(split, batch_size=None)) == again
+        assert _data_requests(ours) - before == sum(owners) and max(owners) > 1
         # resuming at step 3 of the epoch, with 4 workers, gives the rest of the same sequence
         loader.set_epoch(0, step=3)
         rest = list(DataLoader(loader, batch_size=None, num_workers=4))
