@@ -154,12 +154,12 @@ def _object_paths(ctx: TargetContext, entries: Sequence[BatchEntry]) -> list[tup
     for e in entries:
         names.check_object_name(e.obj)
     chosen = choose_many([e.uname for e in entries], [(hrw.digest(mp), mp) for mp in mountpaths.paths])
-    dirs: dict[tuple[str, Bucket], str] = {}
+    dirs: dict[tuple[str, int], str] = {}   # by id() of the Bucket, as in resolve()
     out = []
     for e, mp in zip(entries, chosen):
-        d = dirs.get((mp, e.bck))
+        d = dirs.get((mp, id(e.bck)))
         if d is None:
-            d = dirs[(mp, e.bck)] = mountpaths.bucket_dir(mp, e.bck)
+            d = dirs[(mp, id(e.bck))] = mountpaths.bucket_dir(mp, e.bck)
         out.append((mp, f"{d}/{e.obj}"))
     return out
 
@@ -168,12 +168,12 @@ async def resolve(ctx: TargetContext, entries: Sequence[BatchEntry]) -> list[Res
     """Stat every entry (one pool hop per 256 entries of a mountpath), reading small ones in the
     same pass while `get_batch.window_bytes` lasts; fetch remote ones that are not here yet
     (bounded), open archived files; failures become per-entry errors."""
-    out: list[Resolved] = [Resolved() for _ in entries]
+    out: list[Resolved] = []
     by_mp: dict[str, list[int]] = {}
     for i, (mp, path) in enumerate(_object_paths(ctx, entries)):
-        out[i].mp, out[i].path = mp, path
+        out.append(Resolved(mp=mp, path=path))
         by_mp.setdefault(mp, []).append(i)
-    bids: dict[Bucket, int] = {}
+    bids: dict[int, int] = {}   # by id() of the Bucket: a batch's entries share a few Bucket objects
     budget = ctx.cfg.get_batch.window_bytes // max(len(by_mp), 1)
 
     async def stat_group(mp: str, idxs: list[int]) -> None:
@@ -184,13 +184,21 @@ async def resolve(ctx: TargetContext, entries: Sequence[BatchEntry]) -> list[Res
                                                                     for i in part], left)
             for i, got in zip(part, found):
                 e, r = entries[i], out[i]
-                bid = bids.get(e.bck)
+                bid = bids.get(id(e.bck))
                 if bid is None:
-                    bid = bids[e.bck] = _bucket_id(ctx, e.bck)
+                    bid = bids[id(e.bck)] = _bucket_id(ctx, e.bck)
                 if got is None:
                     _settle(e, r, None, 0, 0, bid)
                     continue
                 size, mtime_ns, obj_bid, data = got
+                if not (e.start or e.length or e.archpath) and (not obj_bid or not bid or obj_bid == bid):
+                    # a whole object (what _settle would do, inline: this runs for every entry)
+                    r.size = r.object_size = size
+                    r.mtime_s = mtime_ns / 1e9
+                    if data is not None:
+                        left -= size
+                        r.data = data
+                    continue
                 _settle(e, r, size, mtime_ns, obj_bid, bid)
                 if data is not None:
                     left -= len(data)

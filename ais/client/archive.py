@@ -59,21 +59,6 @@ _POSIX_MAGIC = b"ustar\x0000"
 _REG = (b"0", b"\0")
 
 
-def _nts(field: bytes) -> bytes:
-    end = field.find(b"\0")
-    return field if end < 0 else field[:end]
-
-
-def _octal(field: bytes) -> int | None:
-    """An octal number field as tarfile's `nti` reads it; None for base-256 or junk (left to tarfile)."""
-    if field[:1] in (b"\x80", b"\xff"):
-        return None
-    try:
-        return int(_nts(field).strip() or b"0", 8)
-    except ValueError:
-        return None
-
-
 def _byte_sum(data: bytes) -> int:
     """sum(data) for up to 256 bytes: Adler-32's first half is 1 + the byte sum mod 65521, and 256
     bytes sum to at most 65280 (a C loop instead of a Python one over ints)."""
@@ -86,16 +71,20 @@ def _checksum(block: bytes) -> int:
 
 
 def _header(block: bytes) -> tuple[str, int, bytes]:
-    """(name, size, type) of a TAR header block. A POSIX ustar header of a regular file (what
-    batch-get and most writers emit) is read directly, several times faster than tarfile;
-    anything else goes through `tarfile.TarInfo.frombuf`, which also judges it."""
-    if block[257:265] == _POSIX_MAGIC and block[156:157] in _REG:
-        size, chksum = _octal(block[124:136]), _octal(block[148:156])
-        if size is not None and size >= 0 and chksum == _checksum(block):
-            name = _nts(block[:100]).decode("utf-8", "surrogateescape")
-            prefix = _nts(block[345:500])
-            if prefix:
-                name = prefix.decode("utf-8", "surrogateescape") + "/" + name
+    """(name, size, type) of a TAR header block. A POSIX ustar header of a regular file with its
+    numbers as tarfile and Go write them (11 octal digits and a NUL; the checksum 6 digits, NUL,
+    space) and no name prefix, which is what batch-get emits, is read directly, several times
+    faster than tarfile; anything else goes through `tarfile.TarInfo.frombuf`, which also
+    judges it."""
+    if (block[257:265] == _POSIX_MAGIC and block[156:157] in _REG and not block[345]
+            and not block[135] and not block[154]):
+        try:
+            size, chksum = int(block[124:135], 8), int(block[148:154], 8)
+        except ValueError:
+            size = chksum = -1
+        if size >= 0 and chksum == _checksum(block):
+            end = block.find(b"\0", 0, 100)
+            name = block[:end if end >= 0 else 100].decode("utf-8", "surrogateescape")
             if not name.endswith("/"):   # a V7 directory is a regular file with a trailing slash
                 return name, size, tarfile.REGTYPE
     try:

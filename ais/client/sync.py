@@ -316,6 +316,10 @@ class Client:
         return self._run(self.aio.batch_get(items, bucket=bucket, mime=mime, continue_on_error=continue_on_error,
                                             only_obj_name=only_obj_name, colocation=colocation, by_owner=by_owner))
 
+    def batch_get_bytes(self, items: Sequence[BatchItem | str], *, bucket: BucketLike | None = None,
+                        by_owner: bool = False) -> list[bytes]:
+        return self._run(self.aio.batch_get_bytes(items, bucket=bucket, by_owner=by_owner))
+
     def batch_iter(self, items: Sequence[BatchItem | str], *, bucket: BucketLike | None = None,
                    mime: str = ".tar", continue_on_error: bool = False, only_obj_name: bool = False,
                    colocation: int = 0) -> Iterator[BatchEntry]:

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, 
 import torch.distributed as dist
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
-from ais.client import AsyncClient, BatchEntry, Client, ClientError
+from ais.client import AsyncClient, Client
 from ais.client.core import BucketLike, to_bucket
 from ais.names import Bucket
 from ais.pytorch import plan
@@ -313,10 +313,7 @@ def _get_batches(aio: AsyncClient, bck: Bucket, batches: Sequence[list[str]], et
         names = [n for b in group for n in b]
         if etl_name:
             return await _get_all(aio, bck, names, etl_name)
-        entries: list[BatchEntry] = await aio.batch_get(names, bucket=bck, by_owner=by_owner)
-        if [e.name for e in entries] != names:
-            raise ClientError("batch-get answered entries out of order")
-        datas = [e.data for e in entries]
+        datas = await aio.batch_get_bytes(names, bucket=bck, by_owner=by_owner)
         grouper.learn(datas)
         return datas
     return _in_order(grouper.groups(batches), one, window)

@@ -135,6 +135,11 @@ def test_batch_get_in_request_order_from_every_target(ours: Client, bname: str) 
     assert [e.data for e in out[1:]] == [data[n] for n in order[:20]] + [data["b001"][10:30]]
     with pytest.raises(errors.NotFound):
         ours.batch_get(order[:30] + ["absent"], bucket=bname, by_owner=True)
+    # contents only, with and without the split
+    for by_owner in (False, True):
+        assert ours.batch_get_bytes(order, bucket=bname, by_owner=by_owner) == [data[n] for n in order]
+        with pytest.raises(errors.NotFound):
+            ours.batch_get_bytes(["absent", *order[:5]], bucket=bname, by_owner=by_owner)
 
 
 def test_proxy_429s_are_retried_honouring_retry_after(cluster: Cluster, ours: Client, bname: str) -> None:

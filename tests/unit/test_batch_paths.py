@@ -70,12 +70,18 @@ def test_tar_parser_reads_what_tarfile_writes_in_any_pieces(fmt: int) -> None:
         assert _feed_in_pieces(blob, random.Random(seed)) == members
 
 
-def test_tar_parser_fast_header_equals_tarfile() -> None:
+def test_tar_parser_fast_header_equals_tarfile(monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = []
     for name, size in [("a", 0), ("b/s/000001.bin", 16384), ("x" * 100, 8 ** 11 - 1), ("d/" + "y" * 60, 5)]:
         ti = tarfile.TarInfo(name)
         ti.size, ti.mtime = size, 1_700_000_000
-        block = ti.tobuf(tarfile.USTAR_FORMAT)
-        assert _header(block) == (name, size, tarfile.REGTYPE)
+        blocks.append((ti.tobuf(tarfile.USTAR_FORMAT), (name, size, tarfile.REGTYPE)))
+        assert _header(blocks[-1][0]) == blocks[-1][1] == (ti.name, ti.size, ti.type)
+    ours = ArchiveWriter(".tar").begin("b/s/000002.bin", 7, 1_700_000_000.0)
+    with monkeypatch.context() as m:   # read without tarfile: what batch-get and tarfile write
+        m.setattr(tarfile.TarInfo, "frombuf", None)
+        assert [_header(b) for b, _ in blocks] == [want for _, want in blocks]
+        assert _header(ours) == ("b/s/000002.bin", 7, tarfile.REGTYPE)
     blk = bytes(random.Random(1).getrandbits(8) for _ in range(256))
     assert _byte_sum(blk) == sum(blk) and _byte_sum(b"\xff" * 256) == 255 * 256
 
