@@ -550,9 +550,14 @@ async def write_work(ctx: TargetContext, mp: str, work: str, source: AsyncIterat
 async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
     """The body in the pieces the parser delivered (no copies: `batches` groups them for writev;
     iter_chunked and readany would join them into new buffers first)."""
-    async for chunk, _ in request.content.iter_chunks():
-        if chunk:   # b"" marks the end of an HTTP chunk
+    content = request.content
+    if not request.body_exists:
+        return   # aiohttp's empty reader answers (b"", True) forever: iterating it never ends
+    async for chunk, _ in content.iter_chunks():
+        if chunk:
             yield chunk
+        elif content.at_eof():   # b"" also marks the end of an HTTP chunk: go on unless the body is done
+            return
 
 
 async def receive_body(request: web.Request, ctx: TargetContext, mp: str, work: str, *, append: bool = False,

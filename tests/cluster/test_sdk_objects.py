@@ -76,6 +76,24 @@ def test_non_owner_target_redirects_to_owner(cluster, client, bucket) -> None:  
     assert requests.get(f"{other.public_url}/v1/objects/{bucket.name}/owned", timeout=5).content == b"payload"
 
 
+def test_put_without_a_body_or_its_length(cluster, client, bucket) -> None:  # type: ignore[no-untyped-def]
+    """A PUT with neither Content-Length nor Transfer-Encoding has an empty body (RFC 9112):
+    stored as an empty object at once, and the target goes on serving (aiohttp's empty body
+    reader once kept a body loop spinning on the event loop)."""
+    import http.client
+    owner = client.cluster().get_info().get_target_for_object(f"{bucket.get_path()}empty")
+    port = int(owner.public_net.direct_url.rsplit(":", 1)[1])
+    for _ in range(2):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.putrequest("PUT", f"/v1/objects/{bucket.name}/empty")
+        conn.endheaders()
+        r = conn.getresponse()
+        assert r.status == 200, r.read()[:300]
+        conn.close()
+    assert bucket.object("empty").get_reader().read_all() == b""
+    assert requests.get(f"{owner.public_net.direct_url}/v1/health", timeout=5).status_code == 200
+
+
 def test_proxy_redirect_codes_and_markers(cluster, bucket) -> None:  # type: ignore[no-untyped-def]
     ep, name = cluster.endpoint, bucket.name
     g = requests.get(f"{ep}/v1/objects/{name}/a?provider=ais", allow_redirects=False, timeout=5)
