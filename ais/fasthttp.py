@@ -351,7 +351,17 @@ class Upstream:
 
     async def relay(self, host: str, port: int, head: bytes) -> Answer | None:
         idle = self._idle.setdefault((host, port), [])
-        conn = idle.pop() if idle else None
+        if idle:   # a pooled connection the node may have closed meanwhile (idle timeout): once more on a new one
+            answer = await self._exchange(idle, idle.pop(), host, port, head)
+            if answer is not _STALE:
+                return answer if isinstance(answer, Answer) else None
+        answer = await self._exchange(idle, None, host, port, head)
+        return answer if isinstance(answer, Answer) else None
+
+    async def _exchange(self, idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+                        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, host: str, port: int,
+                        head: bytes) -> Any:
+        reused = conn is not None
         try:
             async with asyncio.timeout(self.timeout_s):
                 if conn is None:
@@ -363,10 +373,14 @@ class Upstream:
                     writer.close()
                     return None
                 body = await reader.readexactly(length) if length else b""
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
+        except TimeoutError:
             if conn is not None:
                 conn[1].close()
             return None
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            if conn is not None:
+                conn[1].close()
+            return _STALE if reused else None   # the request is idempotent: asked again on a new connection
         if keep and len(idle) < self._idle_per_node:
             idle.append(conn)
         else:
@@ -378,6 +392,9 @@ class Upstream:
             for _, writer in conns:
                 writer.close()
         self._idle.clear()
+
+
+_STALE = object()   # a reused connection failed before the answer began
 
 
 def _parse_answer(head: bytes) -> tuple[int, dict[str, str], int | None, bool]:

@@ -211,6 +211,14 @@ def test_upstream_relays_small_answers_and_declines_the_rest() -> None:
             assert await up.relay("127.0.0.1", port, head("/chunked")) is None      # no length
             c = await up.relay("127.0.0.1", port, head("/close"))
             assert c is not None and c.body == b"bye"
+            # pooled connections the server closed meanwhile (its idle timeout): asked again on a new one
+            assert (await up.relay("127.0.0.1", port, head("/ok"))) is not None
+            for conns in up._idle.values():
+                for _, w in conns:
+                    w.transport.abort()
+            await asyncio.sleep(0.05)
+            d = await up.relay("127.0.0.1", port, head("/ok"))
+            assert d is not None and d.body == b"bbb"
             assert await up.relay("127.0.0.1", 1, head("/ok")) is None              # unreachable
         finally:
             up.close()
