@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable, Union
 import httptools
 
 from ais import apc
+from ais.httpdate import http_date
 from ais.log import new_request_id, request_id
 from ais.metrics import NodeMetrics
 
@@ -82,8 +83,6 @@ Route = Callable[[FastRequest], RouteResult]
 
 class _Date:
     """The `Date` header, formatted once per second."""
-    _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-    _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
     def __init__(self) -> None:
         self._sec = -1
@@ -92,9 +91,7 @@ class _Date:
     def now(self) -> str:
         sec = int(time.time())
         if sec != self._sec:
-            t = time.gmtime(sec)
-            self._text = (f"{self._DAYS[t.tm_wday]}, {t.tm_mday:02d} {self._MONTHS[t.tm_mon - 1]} {t.tm_year} "
-                          f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+            self._text = http_date(sec * 1_000_000_000)
             self._sec = sec
         return self._text
 
@@ -110,8 +107,6 @@ class Lanes:
                  group: Callable[[str], str], idle_s: float) -> None:
         self.route, self.fallback, self.metrics, self.group, self.idle_s = route, fallback, metrics, group, idle_s
         self.open: set[FastLane] = set()
-        self.served = 0      # requests answered in a lane
-        self.handed = 0      # connections handed to aiohttp
         self.answered_metric = metrics.fast_lane.labels(outcome="answered")
         self.handed_metric = metrics.fast_lane.labels(outcome="handed_over")
 
@@ -260,7 +255,6 @@ class FastLane(asyncio.Protocol):
         else:
             self._t.write(head)
         self._last = self._loop.time()
-        lanes.served += 1
         lanes.answered_metric.inc()
         method = req.method.decode("latin-1")
         lanes.metrics.observe(method, lanes.group(req.path), answer.status, time.perf_counter() - t0)
@@ -275,7 +269,6 @@ class FastLane(asyncio.Protocol):
         if t is None:
             return
         self._lanes.open.discard(self)
-        self._lanes.handed += 1
         self._lanes.handed_metric.inc()
         if self._timer is not None:
             self._timer.cancel()
@@ -286,7 +279,7 @@ class FastLane(asyncio.Protocol):
         proto.connection_made(t)
         if self._paused:
             proto.pause_writing()
-        elif self._busy or not t.is_reading():
+        elif not t.is_reading():   # paused while an async answer was pending
             t.resume_reading()
         if self._buf:
             proto.data_received(bytes(self._buf))

@@ -26,6 +26,7 @@ from aiohttp import web
 from ais import apc, names
 from ais.errors import (AisError, InsufficientStorage, BadMessage, BadRequest, Conflict, NotFound,
                         ObjectNotFound, RangeNotSatisfiable, UnknownAction)
+from ais.httpdate import http_date
 from ais.names import Bucket
 from ais.web import STREAMING, read_action
 from target import ec, mirror, remote
@@ -90,17 +91,6 @@ def etag_of(meta: ObjectMeta) -> str:
     return ""
 
 
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def http_date(ns: int) -> str:
-    """RFC 1123 date (`Mon, 23 Nov 2026 07:05:26 GMT`) without email.utils' overhead."""
-    t = time.gmtime(ns // 1_000_000_000)
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 def custom_md_header(custom: Mapping[str, str]) -> str:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ais import apc, names
 from ais.errors import AisError, BadMessage, ObjectNotFound, TooManyRequests
+from ais.httpdate import http_date
 from ais.names import Bucket
 from ais.web import STREAMING, read_json
 from target.backends.base import BackendError, RemoteAttrs
@@ -372,7 +373,7 @@ def _close_and_unlink(fd: int, path: str) -> None:
 
 def remote_headers(attrs: RemoteAttrs, props: set[str] | None) -> dict[str, str]:
     """Object headers from the backend's answer (`Ais-Present: false`)."""
-    from target.objects import custom_md_header, http_date
+    from target.objects import custom_md_header
     def want(p: str) -> bool:
         return props is None or p in props
     h = {apc.HDR_PRESENT: "false"}

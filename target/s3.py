@@ -49,6 +49,7 @@ from aiohttp import web
 from ais import apc, names
 from ais.cmap import Node
 from ais.errors import AisError, InvalidName, ObjectNotFound, RangeNotSatisfiable, ServiceUnavailable
+from ais.httpdate import http_date
 from ais.log import request_id
 from ais.names import Bucket
 from ais.s3 import sigv4
@@ -67,7 +68,7 @@ from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
 from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, Received, _check_bid, _mpu_assemble, _mpu_create,
                             _mpu_dir, _mpu_load, batches, commit_object,
-                            delete_object_everywhere, etag_of, http_date,
+                            delete_object_everywhere, etag_of,
                             object_headers, parse_range, put_body, receive_body, redirect_if_not_owner, serve_file,
                             write_work)
 
