@@ -32,9 +32,9 @@ from proxy.context import ProxyContext
 _PREFIX = "/v1/objects/"
 _S3 = "/s3/"
 RELAY_MAX_BODY = 1 << 20
-_NOT_RELAYED = frozenset((b"host", b"connection", b"keep-alive", b"te", b"trailer", b"upgrade", b"expect",
-                          b"proxy-authorization", b"proxy-authenticate", b"content-length",
-                          apc.HDR_REQUEST_ID.lower().encode(), apc.HDR_CALLER_ID.lower().encode()))
+# what the regular relay (s3.object_op) does not forward either, and what the lane sets itself
+_NOT_RELAYED = frozenset([h.encode() for h in s3._HOP_BY_HOP] + [b"content-length", apc.HDR_REQUEST_ID.lower().encode(),
+                                                                  apc.HDR_CALLER_ID.lower().encode()])
 
 
 def upstream(ctx: ProxyContext) -> Upstream:

@@ -17,7 +17,6 @@ warm object, which is why the warm case stays inline.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable
 
@@ -29,7 +28,7 @@ from target import s3 as s3api
 from target.context import TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
-from target.objects import SMALL_OBJECT_BYTES, object_headers
+from target.objects import _TARGET_REDIRECT, SMALL_OBJECT_BYTES, _check_bid, object_headers
 
 _PREFIX = "/v1/objects/"
 # A read that missed the page cache sends the lane's next COLD_S seconds of reads on that
@@ -37,7 +36,6 @@ _PREFIX = "/v1/objects/"
 # file whose pages are not cached may not have its inode cached either (open would block)
 COLD_S = 1.0
 _MARKERS = frozenset((apc.Q_PID, apc.Q_UTM))
-_TRD = "trd"   # objects._TARGET_REDIRECT: redirected here by another target
 _S3 = "/s3/"
 # S3 GETs with these are the regular handler's: conditions, a remote bucket (named by the proxy)
 _S3_DECLINED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since",
@@ -65,7 +63,7 @@ def route(ctx: TargetContext) -> Any:
                     k, _, v = kv.partition("=")
                     if k == apc.Q_PROVIDER:
                         provider = v
-                    elif k == _TRD:
+                    elif k == _TARGET_REDIRECT:
                         redirected = True
                     elif k not in _MARKERS:
                         return None
@@ -101,8 +99,9 @@ def route(ctx: TargetContext) -> Any:
         checksums = s3 and h.get(b"x-amz-checksum-mode", b"").upper() == b"ENABLED"
 
         def finish(meta: ObjectMeta, data: bytes | bytearray) -> Answer | None:
-            bid = int(str(props.get("bid", "0")))
-            if meta.bid and bid and meta.bid != bid:
+            try:
+                _check_bid(ctx, bck, obj, meta)
+            except AisError:
                 return None   # left from an earlier bucket of the same name: the regular handler's 404
             if s3:
                 headers = s3api._s3_headers(ctx, bck, obj, mp, meta, checksums)
@@ -117,46 +116,15 @@ def route(ctx: TargetContext) -> Any:
         now = time.monotonic()
         if cold.get(mp, 0.0) > now:   # this mountpath's reads miss the page cache: all I/O in its pool
             return _from_pool(ctx, mp, fpath, finish)
-        got = _read_cached(fpath)
+        got = fsmeta.read_small_cached(fpath, SMALL_OBJECT_BYTES)
         if got is None:
             return None
-        if isinstance(got, str):   # _NOT_CACHED
+        if isinstance(got, str):   # fsmeta.NOT_CACHED
             cold[mp] = now + COLD_S
             return _from_pool(ctx, mp, fpath, finish)
         return finish(*got)
 
     return get
-
-
-_NOT_CACHED = "not cached"
-
-
-def _read_cached(path: str) -> tuple[ObjectMeta, bytearray] | str | None:
-    """(meta, content) of a small object whose content is in the page cache; `_NOT_CACHED`
-    when reading it would wait on the disk; None when there is no such small object here (or
-    any error: the regular handler answers it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if st.st_size > SMALL_OBJECT_BYTES or (st.st_mode & 0o170000) != 0o100000:
-            return None
-        meta = fsmeta.read_meta_fd(fd, st)
-        buf = bytearray(st.st_size)
-        if st.st_size:
-            try:
-                n = os.preadv(fd, [buf], 0, os.RWF_NOWAIT)
-            except BlockingIOError:
-                return _NOT_CACHED
-            if n != st.st_size:
-                return _NOT_CACHED if n >= 0 else None
-        return meta, buf
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 async def _from_pool(ctx: TargetContext, mp: str, path: str,
