@@ -70,13 +70,20 @@ def restart(c: Cluster, name: str) -> None:
     c.spec.save()
 
 
-def test_shutdown_decommission_and_add_back(make_cluster: Any, cli: ForkServer, tmp_path: Any) -> None:
+def populated(make_cluster: Any, cli: ForkServer, tmp_path: Any, bucket: str, prefix: str,
+              count: int) -> tuple[Cluster, Runner, Client, list[str]]:
+    """A cluster of 3 targets with `count` objects `<prefix>-NNN` in a new bucket, the CLI and a client."""
     c = make_cluster(targets=3, mountpaths=1)
     ais = Runner(c.endpoint, str(tmp_path / "config"), cli)
     client = Client(c.endpoint)
-    client.bucket("life").create()
-    names = [f"o-{i:03d}" for i in range(120)]
-    put_all(client, "life", names)
+    client.bucket(bucket).create()
+    names = [f"{prefix}-{i:03d}" for i in range(count)]
+    put_all(client, bucket, names)
+    return c, ais, client, names
+
+
+def test_shutdown_decommission_and_add_back(make_cluster: Any, cli: ForkServer, tmp_path: Any) -> None:
+    c, ais, client, names = populated(make_cluster, cli, tmp_path, "life", "o", 120)
     t1, t2 = node_id(c, c.node("t1")), node_id(c, c.node("t2"))
     assert files_on(c, "t1", "life") > 0 and files_on(c, "t2", "life") > 0
 
@@ -132,12 +139,7 @@ def test_shutdown_decommission_and_add_back(make_cluster: Any, cli: ForkServer, 
 
 
 def test_unsafe_removal_user_data_and_refusals(make_cluster: Any, cli: ForkServer, tmp_path: Any) -> None:
-    c = make_cluster(targets=3, mountpaths=1)
-    ais = Runner(c.endpoint, str(tmp_path / "config"), cli)
-    client = Client(c.endpoint)
-    client.bucket("rm").create()
-    names = [f"r-{i:03d}" for i in range(60)]
-    put_all(client, "rm", names)
+    c, ais, client, names = populated(make_cluster, cli, tmp_path, "rm", "r", 60)
     t0, t1 = node_id(c, c.node("t0")), node_id(c, c.node("t1"))
     primary = smap(c).primary_id
 
