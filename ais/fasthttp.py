@@ -41,10 +41,11 @@ class FastRequest:
     """One parsed request head: method, raw path and query (still percent-encoded), headers
     with lower-cased names (`dup` is set when a name repeats)."""
 
-    __slots__ = ("method", "path", "query", "headers", "dup", "keep_alive", "complete", "rid", "_url")
+    __slots__ = ("method", "path", "query", "headers", "dup", "keep_alive", "complete", "rid", "body", "_url")
 
     def __init__(self) -> None:
         self.method = b""
+        self.body = b""             # a PUT's whole body (lanes with `max_body`)
         self.path = ""
         self.query = ""
         self.headers: dict[bytes, bytes] = {}
@@ -104,8 +105,12 @@ class Lanes:
     (closed at shutdown; those handed to aiohttp are aiohttp's to drain)."""
 
     def __init__(self, route: Route, fallback: Callable[[], asyncio.Protocol], metrics: NodeMetrics,
-                 group: Callable[[str], str], idle_s: float) -> None:
+                 group: Callable[[str], str], idle_s: float, max_body: int = 0) -> None:
         self.route, self.fallback, self.metrics, self.group, self.idle_s = route, fallback, metrics, group, idle_s
+        # a PUT whose Content-Length is at most this is buffered whole and offered to the route
+        # (0: every PUT goes to aiohttp at once, unread)
+        self.max_body = max_body
+        self.methods = (b"GET ", b"HEAD ", b"PUT ") if max_body > 0 else (b"GET ", b"HEAD ")
         self.open: set[FastLane] = set()
         self.answered_metric = metrics.fast_lane.labels(outcome="answered")
         self.handed_metric = metrics.fast_lane.labels(outcome="handed_over")
@@ -119,7 +124,7 @@ class Lanes:
 
 
 class FastLane(asyncio.Protocol):
-    __slots__ = ("_lanes", "_t", "_buf", "_busy", "_task", "_last", "_timer", "_closing", "_paused", "_loop")
+    __slots__ = ("_lanes", "_t", "_buf", "_busy", "_task", "_last", "_timer", "_closing", "_paused", "_loop", "_head")
 
     def __init__(self, lanes: Lanes) -> None:
         self._lanes = lanes
@@ -132,6 +137,7 @@ class FastLane(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
+        self._head: tuple[FastRequest, int, int] | None = None   # a parsed head waiting for its body
 
     # --- connection ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -180,28 +186,46 @@ class FastLane(asyncio.Protocol):
     # --- requests -----------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self._buf += data
+        if self._head is not None:
+            self._last = self._loop.time()   # a body arriving: the idle timeout counts from its last bytes
         if not self._busy:
             self._serve()
 
     def _serve(self) -> None:
-        """Answer the complete request heads in the buffer, in order, until one is declined."""
+        """Answer the complete requests in the buffer, in order, until one is declined."""
         lanes = self._lanes
         while self._t is not None and not self._closing:
             buf = self._buf
-            if not (buf.startswith(b"GET ") or buf.startswith(b"HEAD ")):
-                if buf and not (b"GET ".startswith(buf) or b"HEAD ".startswith(buf)):
-                    self._hand_over()   # another method, or not HTTP at all: aiohttp answers it at once
-                return
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
+            if self._head is not None:   # the head is parsed: the body is still coming
+                req, n, size = self._head
+                if len(buf) < n + size:
+                    return
+                self._head = None
+                req.body = bytes(buf[n:n + size])
+                n += size
+            else:
+                if not buf.startswith(lanes.methods):
+                    if buf and not any(m.startswith(buf) for m in lanes.methods):
+                        self._hand_over()   # another method, or not HTTP at all: aiohttp answers it at once
+                    return
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > MAX_HEAD_BYTES:
+                        self._hand_over()
+                    return
+                n = end + 4
+                parsed = _parse(bytes(buf[:n]), lanes.max_body)
+                if parsed is None:
                     self._hand_over()
-                return
-            n = end + 4
-            req = _parse(bytes(self._buf[:n]))
-            if req is None:
-                self._hand_over()
-                return
+                    return
+                req = parsed
+                if not req.complete:   # a body of a known length the lane may take: wait for all of it
+                    size = int(req.headers[b"content-length"])
+                    if len(buf) < n + size:
+                        self._head = (req, n, size)
+                        return
+                    req.body = bytes(buf[n:n + size])
+                    n += size
             t0 = time.perf_counter()
             rid = req.headers.get(_REQUEST_ID)
             req.rid = rid.decode("latin-1") if rid else new_request_id()
@@ -270,6 +294,7 @@ class FastLane(asyncio.Protocol):
             return
         self._lanes.open.discard(self)
         self._lanes.handed_metric.inc()
+        self._head = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -286,17 +311,29 @@ class FastLane(asyncio.Protocol):
         self._buf = bytearray()
 
 
-def _parse(head: bytes) -> FastRequest | None:
-    """A request head without a body, or None (anything else is aiohttp's to answer)."""
+def _parse(head: bytes, max_body: int = 0) -> FastRequest | None:
+    """A request head without a body, or (with `max_body`) a PUT's head with a
+    Content-Length of at most `max_body` (`complete` False then: the body follows); None
+    for anything else (aiohttp's to answer)."""
     req = FastRequest()
     parser = httptools.HttpRequestParser(req)
     try:
         parser.feed_data(head)
     except (httptools.HttpParserError, httptools.HttpParserUpgrade):
         return None
-    if not req.complete or req.dup or parser.get_http_version() != "1.1":
-        return None   # a body follows (Content-Length / chunked), a repeated header, or HTTP/1.0
+    if req.dup or parser.get_http_version() != "1.1":
+        return None   # a repeated header, or HTTP/1.0
     req.method = parser.get_method()
+    if not req.complete:   # a body follows
+        h = req.headers
+        if req.method != b"PUT" or b"transfer-encoding" in h or b"expect" in h:
+            return None   # chunked, or a client waiting for 100 Continue: aiohttp's
+        try:
+            size = int(h[b"content-length"])
+        except (KeyError, ValueError):
+            return None
+        if not 0 < size <= max_body:
+            return None
     req.keep_alive = b"close" not in req.headers.get(b"connection", b"").lower()
     try:
         url = req._url.decode("ascii")
@@ -340,27 +377,30 @@ class Upstream:
 
     def __init__(self, max_body: int, timeout_s: float, idle_per_node: int = 64) -> None:
         self.max_body, self.timeout_s, self._idle_per_node = max_body, timeout_s, idle_per_node
-        self._idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self._idle: dict[tuple[str, int, str], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
 
-    async def relay(self, host: str, port: int, head: bytes) -> Answer | None:
-        idle = self._idle.setdefault((host, port), [])
+    async def relay(self, host: str, port: int, head: bytes, body: bytes = b"", pool: str = "") -> Answer | None:
+        """`head` (and `body`) sent on a pooled connection of `pool`: a node's lane keeps a
+        connection only until it declines a request, so requests it declines (a PUT) keep
+        connections of their own, apart from those it answers (a GET)."""
+        idle = self._idle.setdefault((host, port, pool), [])
         if idle:   # a pooled connection the node may have closed meanwhile (idle timeout): once more on a new one
-            answer = await self._exchange(idle, idle.pop(), host, port, head)
+            answer = await self._exchange(idle, idle.pop(), host, port, head, body)
             if answer is not _STALE:
                 return answer if isinstance(answer, Answer) else None
-        answer = await self._exchange(idle, None, host, port, head)
+        answer = await self._exchange(idle, None, host, port, head, body)
         return answer if isinstance(answer, Answer) else None
 
     async def _exchange(self, idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
                         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, host: str, port: int,
-                        head: bytes) -> Any:
+                        head: bytes, body: bytes) -> Any:
         reused = conn is not None
         try:
             async with asyncio.timeout(self.timeout_s):
                 if conn is None:
                     conn = await asyncio.open_connection(host, port)
                 reader, writer = conn
-                writer.write(head)
+                writer.write(head + body if body else head)
                 status, headers, length, keep = _parse_answer(await reader.readuntil(b"\r\n\r\n"))
                 if length is None or length > self.max_body:
                     writer.close()

@@ -220,9 +220,11 @@ class Listener:
 
     def __init__(self, app: web.Application, host: str, port: int, *, shutdown_s: float,
                  max_header_bytes: int = 16384, max_headers: int = 128,
-                 header_read_timeout_s: float = 30.0, lane: "tuple[fasthttp.Route, NodeMetrics] | None" = None) -> None:
+                 header_read_timeout_s: float = 30.0, lane: "tuple[fasthttp.Route, NodeMetrics] | None" = None,
+                 lane_max_body: int = 0) -> None:
         self.app, self.host, self.port = app, host, port
         self._lane = lane   # (route, metrics): the fast lane (ais.fasthttp) in front of the app, without TLS
+        self._lane_max_body = lane_max_body   # the largest PUT body the lane's route takes (fasthttp.Lanes)
         self._header_read_timeout_s = header_read_timeout_s
         self.lanes: fasthttp.Lanes | None = None
         # auto_decompress=False: object bodies are stored as sent (Content-Encoding: gzip included).
@@ -243,7 +245,8 @@ class Listener:
             route, metrics = self._lane
             server = self._runner.server
             assert server is not None
-            self.lanes = fasthttp.Lanes(route, server, metrics, _group, self._header_read_timeout_s)
+            self.lanes = fasthttp.Lanes(route, server, metrics, _group, self._header_read_timeout_s,
+                                        self._lane_max_body)
             site = _LaneSite(self.lanes, self._runner, self.host, self.port, backlog=1024, reuse_address=True)
         else:
             site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True,

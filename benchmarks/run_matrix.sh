@@ -179,7 +179,8 @@ CASES=""
 PREP=()
 for s in $SIZES; do
     for op in $OPS; do CASES="$CASES $op:$s:$(objects "$op" "$s")"; done
-    [[ " $OPS " == *" get "* ]] && PREP+=(--case "$s:$(objects get "$s")")
+    # PUT-only runs still need the buckets (and prepare makes them): one object then
+    if [[ " $OPS " == *" get "* ]]; then PREP+=(--case "$s:$(objects get "$s")"); else PREP+=(--case "$s:1"); fi
 done
 echo "cases:$CASES  concurrency: $CONCS  reps: $REPS  window: ${WARMUP}+${DURATION} s  client processes: $PROCS"
 

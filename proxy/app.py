@@ -155,7 +155,8 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         public = Listener(build_public_app(ctx, primary), host, cfg.net.public_port,
                           shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes,
                           header_read_timeout_s=cfg.net.header_read_timeout_s,
-                          lane=(fastpath.route(ctx, lane_up), ctx.metrics) if cfg.net.fast_lane else None)
+                          lane=(fastpath.route(ctx, lane_up), ctx.metrics) if cfg.net.fast_lane else None,
+                          lane_max_body=fastpath.PUT_MAX_BODY)
         public.ssl_context = server_tls
         life.add_public_routes(public.app)
         await public.start()

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from ais import apc, names
 from ais.errors import AisError
 from ais.fasthttp import Answer, FastRequest, RouteResult
-from target import mirror
+from target import fastput, mirror
 from target import s3 as s3api
 from target.context import TargetContext
 from target.fs import meta as fsmeta
@@ -43,14 +43,18 @@ _S3_DECLINED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b
 
 
 def route(ctx: TargetContext) -> Any:
+    """The target's lane: GET here, a small S3 PutObject in `fastput`."""
     buckets = names.BucketCache()
     cold: dict[str, float] = {}   # mountpath -> until when (monotonic) its lane reads go to its pool
     sent = ctx.metrics.bytes_out.labels(verb="GET")
+    put = fastput.route(ctx)
 
     def get(req: FastRequest) -> RouteResult:
         # 1. the request: a plain GET of /v1/objects/<bucket>/<name>, or S3's /s3/<bucket>/<key>
         #    as a proxy relays it (no query, no conditions)
         path, h = req.path, req.headers
+        if req.method == b"PUT":
+            return put(req)
         if req.method != b"GET" or "%" in path or ctx.gate is not None or b"range" in h or b"expect" in h:
             return None
         provider, redirected, s3 = "", False, False

@@ -650,13 +650,19 @@ def _store_small(data: bytes, rec: Received, meta_of: MetaOf, work: str, path: s
 
 async def _put_small(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
                      mp: str, path: str, size: int, rec: Received, meta_of: MetaOf) -> ObjectMeta:
-    charged = ctx.quota.charge(mp, size, ctx.cfg.space.capacity_bytes)
+    try:
+        data = await request.content.readexactly(size) if size else b""
+    except asyncio.IncompleteReadError as exc:
+        raise BadRequest(f"body ended after {len(exc.partial)} of {size} bytes") from exc
+    return await store_small(ctx, bck, obj, props, mp, path, data, rec, meta_of)
+
+
+async def store_small(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any], mp: str, path: str,
+                      data: bytes, rec: Received, meta_of: MetaOf) -> ObjectMeta:
+    """A whole body in memory, published as the object in one pool hop (see `put_body`)."""
+    charged = ctx.quota.charge(mp, len(data), ctx.cfg.space.capacity_bytes)
     stored: ObjectMeta | None = None
     try:
-        try:
-            data = await request.content.readexactly(size) if size else b""
-        except asyncio.IncompleteReadError as exc:
-            raise BadRequest(f"body ended after {len(exc.partial)} of {size} bytes") from exc
         work = ctx.mountpaths.work_path(mp)
         async with ctx.object_lock(bck.object_uname(obj)):
             try:

@@ -66,7 +66,7 @@ from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
-from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, Received, _check_bid, _mpu_assemble, _mpu_create,
+from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, MetaOf, Received, _check_bid, _mpu_assemble, _mpu_create,
                             _mpu_dir, _mpu_load, batches, commit_object,
                             delete_object_everywhere, etag_of,
                             object_headers, parse_range, put_body, receive_body, redirect_if_not_owner, serve_file,
@@ -535,16 +535,27 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     if COPY_SOURCE in request.headers:
         return await _copy_object(request, ctx, bck, key, props)
     # 4. PutObject: receive and check the body, publish atomically (one pool hop for a small one)
-    custom, bid = metadata_from_headers(request.headers), _bid(props)
-    rec, check = _receiver(request.headers)
+    rec, meta_of = put_receiver(request.headers, props)
+    _, meta = await put_body(request, ctx, bck, key, props, rec, meta_of)
+    return web.Response(headers=put_answer(meta))
+
+
+def put_receiver(headers: Mapping[str, str], props: Mapping[str, Any]) -> tuple[Received, MetaOf]:
+    """PutObject's receiver (`_receiver`) and the metadata of what it received, once checked."""
+    custom, bid = metadata_from_headers(headers), _bid(props)
+    rec, check = _receiver(headers)
 
     def meta_of(rec: Received) -> ObjectMeta:
         body = check(rec)
         return ObjectMeta(size=body.size, cksum_type="xxhash", cksum_value=body.xxhash, custom=custom, bid=bid,
                           md5=body.md5, s3_checksums=body.checksums)
 
-    _, meta = await put_body(request, ctx, bck, key, props, rec, meta_of)
-    return web.Response(headers={"ETag": f'"{meta.md5}"', **meta.s3_checksums, **_rid()})
+    return rec, meta_of
+
+
+def put_answer(meta: ObjectMeta) -> dict[str, str]:
+    """PutObject's answer headers."""
+    return {"ETag": f'"{meta.md5}"', **meta.s3_checksums, **_rid()}
 
 
 # --- copy -----------------------------------------------------------------------------------------------

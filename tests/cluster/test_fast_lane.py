@@ -135,3 +135,64 @@ def test_s3_get_through_the_lanes(make_cluster: Any) -> None:
         assert s.get(f"{proxy}/s3/lane/d/big", headers=signed("d/big"), timeout=TIMEOUT).content == big
         assert s.get(f"{proxy}/s3/lane/d/small", headers=signed("d/small"), timeout=TIMEOUT).content == small
     assert s3.get_object(Bucket="lane", Key="d/small")["Body"].read() == small   # boto3's defaults (checksum mode)
+
+
+def test_s3_put_through_the_lanes(make_cluster: Any) -> None:
+    """S3 PutObject with keys configured: the proxy's lane takes a small body whole, checks the
+    signature and relays it, and the target's lane stores it; the answer is the one the handlers
+    give (a query takes them); the payload's hashes are still checked (a failed check is the
+    handler's S3 error); what the lane declines (a bad signature, a body
+    over its limit, a copy) gets the handlers' answers on the same connection."""
+    import boto3
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+    from botocore.credentials import Credentials
+
+    ak, sk = "AKLANE00000000000002", "lanesecretlanesecret02"
+    c = make_cluster(targets=2, mountpaths=1, env={"AIS_S3_ACCESS_KEYS": f"{ak}:{sk}"})
+    proxy = c.node("p0").public_url
+    s3 = boto3.client("s3", endpoint_url=f"{proxy}/s3", aws_access_key_id=ak, aws_secret_access_key=sk,
+                      region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+    s3.create_bucket(Bucket="lanep")
+
+    def signed(key: str, body: bytes, query: str = "", secret: str = sk, **extra: str) -> dict[str, str]:
+        req = AWSRequest(method="PUT", url=f"{proxy}/s3/lanep/{key}" + (f"?{query}" if query else ""), data=body,
+                         headers=extra)
+        S3SigV4Auth(Credentials(ak, secret), "s3", "us-east-1").add_auth(req)   # signs the payload's SHA-256
+        return dict(req.headers.items())
+
+    small, other, big = os.urandom(30000), os.urandom(1000), os.urandom(300 << 10)
+    answered = lane_count(proxy, "answered")
+    targets = lambda: sum(lane_count(t.public_url, "answered") for t in c.targets)  # noqa: E731
+    at_targets = targets()
+    with requests.Session() as s:
+        def put(key: str, body: bytes, query: str = "", session: Any = s, **kw: Any) -> requests.Response:
+            return session.put(f"{proxy}/s3/lanep/{key}" + (f"?{query}" if query else ""), data=body, timeout=TIMEOUT,
+                         headers=kw.pop("headers", None) or signed(key, body, query), **kw)
+
+        lane = put("d/small", small, headers=signed("d/small", small, **{"x-amz-meta-kind": "small"}))
+        assert lane.status_code == 200, lane.text
+        assert lane_count(proxy, "answered") == answered + 1 and targets() == at_targets + 1   # both lanes
+        handler = put("d/small2", small, "x-id=PutObject", session=requests)   # a connection of its own
+        assert handler.status_code == 200 and lane_count(proxy, "answered") == answered + 1
+        assert stable(lane.headers) == stable(handler.headers)
+        assert lane.headers["ETag"] == '"%s"' % __import__("hashlib").md5(small).hexdigest()
+        # the target checks the body against the signed hash and Content-MD5, through the lane too
+        wrong = signed("d/x", other)
+        bad = put("d/x", other[:-1] + b"!", headers=wrong)
+        assert bad.status_code == 400 and b"XAmzContentSHA256Mismatch" in bad.content, bad.text
+        digest = signed("d/x", other, **{"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="})
+        bad = put("d/x", other, headers=digest)
+        assert bad.status_code == 400 and b"BadDigest" in bad.content, bad.text
+        assert lane_count(proxy, "answered") == answered + 3
+        # declined: a bad signature (the handler's 403), a body over the lane's limit, then the lane's again
+        assert put("d/x", other, headers=signed("d/x", other, secret="wrong-secret-0000000000")).status_code == 403
+        assert put("d/big", big).status_code == 200
+        assert put("d/other", other).status_code == 200
+    got = {k: s3.get_object(Bucket="lanep", Key=k) for k in ("d/small", "d/small2", "d/big", "d/other")}
+    assert got["d/small"]["Body"].read() == small and got["d/small"]["Metadata"] == {"kind": "small"}
+    assert got["d/big"]["Body"].read() == big and got["d/other"]["Body"].read() == other
+    assert "d/x" not in [o["Key"] for o in s3.list_objects_v2(Bucket="lanep")["Contents"]]
+    s3.put_object(Bucket="lanep", Key="d/boto", Body=small)   # boto3's defaults (a CRC32 checksum)
+    assert s3.get_object(Bucket="lanep", Key="d/boto")["Body"].read() == small

@@ -19,6 +19,15 @@ pytestmark = pytest.mark.timeout(30)
 
 def route(req: FastRequest) -> Any:
     """Answers GET /fast/<x> (sync), /slow/<x> (async), /slow-decline (async, declines)."""
+    if req.method == b"PUT":
+        if req.path.startswith("/fast/"):
+            return Answer(201, {"X-Name": req.path[6:]}, b"put:" + req.body)
+        if req.path.startswith("/slow/"):
+            async def stored() -> Answer:
+                await asyncio.sleep(0.01)
+                return Answer(200, {}, b"stored:" + req.body)
+            return stored()
+        return None
     if req.method != b"GET":
         return None
     if req.path.startswith("/fast/"):
@@ -44,10 +53,10 @@ async def aio_handler(request: web.BaseRequest) -> web.StreamResponse:
     return web.Response(text=f"aiohttp:{request.method}:{request.path_qs}:{len(body)}:{body[:20]!r}")
 
 
-def run(test: Callable[[int, fasthttp.Lanes], Awaitable[None]], idle_s: float = 10.0) -> fasthttp.Lanes:
+def run(test: Callable[[int, fasthttp.Lanes], Awaitable[None]], idle_s: float = 10.0, max_body: int = 0) -> fasthttp.Lanes:
     async def main() -> fasthttp.Lanes:
         server = web.Server(aio_handler)
-        lanes = fasthttp.Lanes(route, server, NodeMetrics("proxy", "t"), lambda p: "test", idle_s)
+        lanes = fasthttp.Lanes(route, server, NodeMetrics("proxy", "t"), lambda p: "test", idle_s, max_body)
         srv = await asyncio.get_running_loop().create_server(lanes.protocol, "127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         try:
@@ -128,6 +137,37 @@ def test_bodies_other_methods_and_garbage_are_aiohttps() -> None:
         assert body.startswith(b"aiohttp:")
         assert counts(lanes) == (0, 5)
     run(t)
+
+
+def put(path: str, body: bytes, extra: bytes = b"") -> bytes:
+    return b"PUT " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % len(body) + extra + b"\r\n" + body
+
+
+def test_a_lane_with_max_body_takes_small_put_bodies_whole() -> None:
+    async def t(port: int, lanes: fasthttp.Lanes) -> None:
+        # answered with the whole body, also when it trickles in, and pipelined with what follows
+        (head, body), = await exchange(port, put("/fast/a", b"0123456789"))
+        assert head.startswith(b"HTTP/1.1 201 Created\r\n") and body == b"put:0123456789"
+        req = put("/fast/b", b"abcdefghijklmnop")
+        (_, body), = await exchange(port, *[req[i:i + 7] for i in range(0, len(req), 7)], pause_s=0.01)
+        assert body == b"put:abcdefghijklmnop"
+        answers = await exchange(port, put("/slow/c", b"xyz") + get("/fast/d") + put("/fast/e", b"q"), responses=3)
+        assert [b for _, b in answers] == [b"stored:xyz", b"lane:/fast/d", b"put:q"]
+        assert counts(lanes) == (5, 0)
+        # aiohttp gets the rest, each body intact: over max_body, declined, chunked, Expect, no length
+        (_, body), = await exchange(port, put("/fast/big", b"x" * 17))
+        assert body == b"aiohttp:PUT:/fast/big:17:b'xxxxxxxxxxxxxxxxx'"
+        answers = await exchange(port, put("/fast/f", b"ok") + put("/other", b"declined") + put("/fast/g", b"after"),
+                                 responses=3)
+        assert [b for _, b in answers] == [b"put:ok", b"aiohttp:PUT:/other:8:b'declined'",
+                                           b"aiohttp:PUT:/fast/g:5:b'after'"]
+        chunked = b"PUT /fast/h HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        (_, body), = await exchange(port, chunked)
+        assert body == b"aiohttp:PUT:/fast/h:3:b'abc'"
+        (_, body), = await exchange(port, put("/fast/i", b"body", b"Expect: 100-continue\r\n"))   # (the app's router
+        assert body == b"aiohttp:PUT:/fast/i:4:b'body'"                                           # sends the 100)
+        assert counts(lanes) == (6, 4)
+    run(t, max_body=16)
 
 
 def test_pipelined_and_trickled_heads() -> None:
