@@ -60,6 +60,8 @@ _DATE8 = re.compile(r"[0-9]{8}")
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _EXPIRES = re.compile(r"[0-9]{1,12}")
 _ENCODE_SAFE = "-_.~"  # RFC 3986 unreserved, the only characters SigV4 leaves as they are
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_UNRESERVED_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,12 +268,12 @@ def verify(auth: SigV4Auth, secret_key: str, now: float | None = None) -> None:
         raise SignatureDoesNotMatch("The signature must be 64 hexadecimal digits.")
     key = signing_key(secret_key, auth.date, auth.region, auth.service)
     candidates = [canonical_request(auth)]
-    literal = canonical_request(auth, literal=True)
+    if hmac.compare_digest(_hmac_hex(key, string_to_sign(auth, candidates[0])), auth.signature):
+        return
+    literal = canonical_request(auth, literal=True)   # only for clients that sign a non-canonical encoding
     if literal != candidates[0]:
         candidates.append(literal)
-    for canonical in candidates:
-        expected = _hmac_hex(key, string_to_sign(auth, canonical))
-        if hmac.compare_digest(expected, auth.signature):
+        if hmac.compare_digest(_hmac_hex(key, string_to_sign(auth, literal)), auth.signature):
             return
     raise SignatureDoesNotMatch(details={
         "AWSAccessKeyId": auth.access_key, "StringToSign": string_to_sign(auth, candidates[0]),
@@ -371,6 +373,8 @@ def _decode(raw: str) -> str:
 def _uri_encode(text: str, extra_safe: str = "") -> str:
     """SigV4 UriEncode of an already percent-encoded string: decode, then encode every byte
     outside the unreserved set (and `extra_safe`), uppercase hex."""
+    if _UNRESERVED.fullmatch(text) or (extra_safe == "/" and _UNRESERVED_PATH.fullmatch(text)):
+        return text   # nothing to decode or encode (most keys)
     return quote(unquote_to_bytes(_utf8(text)), safe=_ENCODE_SAFE + extra_safe)
 
 
@@ -431,7 +435,7 @@ def _parse_amz_date(value: str) -> int | None:
 
 
 def _hmac_hex(key: bytes, message: str) -> str:
-    return hmac.new(key, _utf8(message), hashlib.sha256).hexdigest()
+    return hmac.digest(key, _utf8(message), "sha256").hex()   # OpenSSL's one-shot HMAC
 
 
 def _utf8(text: str) -> bytes:

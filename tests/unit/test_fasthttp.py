@@ -271,3 +271,26 @@ def test_upstream_relays_small_answers_and_declines_the_rest() -> None:
             srv.close()
             await server.shutdown(1)
     asyncio.run(main())
+
+
+def test_upstream_asks_again_when_a_pooled_connection_closes_unanswered() -> None:
+    """A node that closes a kept-alive connection when the next request arrives (its idle
+    timeout raced the request): the relay sends that request again on a new connection."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await reader.readuntil(b"\r\n\r\n")   # the second request on this connection: closed unanswered
+        writer.close()
+
+    async def main() -> None:
+        srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        up = fasthttp.Upstream(max_body=100, timeout_s=5)
+        try:
+            for _ in range(3):
+                a = await up.relay("127.0.0.1", port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert a is not None and a.body == b"ok"
+        finally:
+            up.close()
+            srv.close()
+    asyncio.run(main())
