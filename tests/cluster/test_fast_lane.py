@@ -91,49 +91,62 @@ def test_one_connection_moves_from_the_lane_to_the_handlers(cluster: Any, bucket
             assert s.get(urls[n], timeout=TIMEOUT).content == want
 
 
+AK, SK = "AKLANE00000000000001", "lanesecretlanesecret01"
+
+
+def s3_cluster(make_cluster: Any, bucket: str) -> tuple[Any, str, Any]:
+    """A 2-target cluster with an S3 access key, its proxy's URL, and boto3 on it with `bucket` made."""
+    import boto3
+    from botocore.config import Config
+
+    c = make_cluster(targets=2, mountpaths=1, env={"AIS_S3_ACCESS_KEYS": f"{AK}:{SK}"})
+    proxy = c.node("p0").public_url
+    s3 = boto3.client("s3", endpoint_url=f"{proxy}/s3", aws_access_key_id=AK, aws_secret_access_key=SK,
+                      region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+    s3.create_bucket(Bucket=bucket)
+    return c, proxy, s3
+
+
+def signed(method: str, url: str, body: bytes = b"", secret: str = SK, **extra: str) -> dict[str, str]:
+    """SigV4 headers botocore signs for a request (over http: the payload's SHA-256 included)."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method=method, url=url, data=body, headers=extra)
+    S3SigV4Auth(Credentials(AK, secret), "s3", "us-east-1").add_auth(req)
+    return dict(req.headers.items())
+
+
 def test_s3_get_through_the_lanes(make_cluster: Any) -> None:
     """S3 GetObject with keys configured: the proxy's lane checks the signature and relays to the
     target's lane; a query (here `x-id`, as recent botocore sends) takes the regular handlers,
     which answer the same; a bad signature is the handler's 403; a body over the relay limit is
     asked again by the handlers (and spliced), on the same client connection."""
-    import boto3
-    from botocore.config import Config
-
-    ak, sk = "AKLANE00000000000001", "lanesecretlanesecret01"
-    c = make_cluster(targets=2, mountpaths=1, env={"AIS_S3_ACCESS_KEYS": f"{ak}:{sk}"})
-    proxy = c.node("p0").public_url
-    s3 = boto3.client("s3", endpoint_url=f"{proxy}/s3", aws_access_key_id=ak, aws_secret_access_key=sk,
-                      region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
-    s3.create_bucket(Bucket="lane")
+    c, proxy, s3 = s3_cluster(make_cluster, "lane")
     small, big = os.urandom(30000), os.urandom(3 << 20)
     s3.put_object(Bucket="lane", Key="d/small", Body=small, Metadata={"kind": "small"})
     s3.put_object(Bucket="lane", Key="d/big", Body=big)
 
-    def signed(key: str, query: str = "", secret: str = sk) -> dict[str, str]:
-        from botocore.auth import S3SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-        req = AWSRequest(method="GET", url=f"{proxy}/s3/lane/{key}" + (f"?{query}" if query else ""))
-        S3SigV4Auth(Credentials(ak, secret), "s3", "us-east-1").add_auth(req)
-        return dict(req.headers.items())
+    def get_signed(key: str, query: str = "", secret: str = SK) -> dict[str, str]:
+        return signed("GET", f"{proxy}/s3/lane/{key}" + (f"?{query}" if query else ""), secret=secret)
 
     answered = lane_count(proxy, "answered")
     targets = lambda: sum(lane_count(t.public_url, "answered") for t in c.targets)  # noqa: E731
     at_targets = targets()
     with requests.Session() as s:
-        lane = s.get(f"{proxy}/s3/lane/d/small", headers=signed("d/small"), timeout=TIMEOUT)
+        lane = s.get(f"{proxy}/s3/lane/d/small", headers=get_signed("d/small"), timeout=TIMEOUT)
         assert lane_count(proxy, "answered") == answered + 1 and targets() == at_targets + 1
-        handler = requests.get(f"{proxy}/s3/lane/d/small?x-id=GetObject", headers=signed("d/small", "x-id=GetObject"),
+        handler = requests.get(f"{proxy}/s3/lane/d/small?x-id=GetObject", headers=get_signed("d/small", "x-id=GetObject"),
                                timeout=TIMEOUT)
         assert lane.status_code == handler.status_code == 200 and lane.content == handler.content == small
         assert stable(lane.headers) == stable(handler.headers)
         assert lane.headers["x-amz-meta-kind"] == "small" and lane.headers["x-amz-request-id"]
         assert lane.headers["ETag"] == handler.headers["ETag"] == s3.head_object(Bucket="lane", Key="d/small")["ETag"]
-        bad = s.get(f"{proxy}/s3/lane/d/small", headers=signed("d/small", secret="wrong-secret-0000000000"),
+        bad = s.get(f"{proxy}/s3/lane/d/small", headers=get_signed("d/small", secret="wrong-secret-0000000000"),
                     timeout=TIMEOUT)
         assert bad.status_code == 403 and b"SignatureDoesNotMatch" in bad.content
-        assert s.get(f"{proxy}/s3/lane/d/big", headers=signed("d/big"), timeout=TIMEOUT).content == big
-        assert s.get(f"{proxy}/s3/lane/d/small", headers=signed("d/small"), timeout=TIMEOUT).content == small
+        assert s.get(f"{proxy}/s3/lane/d/big", headers=get_signed("d/big"), timeout=TIMEOUT).content == big
+        assert s.get(f"{proxy}/s3/lane/d/small", headers=get_signed("d/small"), timeout=TIMEOUT).content == small
     assert s3.get_object(Bucket="lane", Key="d/small")["Body"].read() == small   # boto3's defaults (checksum mode)
 
 
@@ -143,24 +156,10 @@ def test_s3_put_through_the_lanes(make_cluster: Any) -> None:
     give (a query takes them); the payload's hashes are still checked (a failed check is the
     handler's S3 error); what the lane declines (a bad signature, a body
     over its limit, a copy) gets the handlers' answers on the same connection."""
-    import boto3
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.config import Config
-    from botocore.credentials import Credentials
+    c, proxy, s3 = s3_cluster(make_cluster, "lanep")
 
-    ak, sk = "AKLANE00000000000002", "lanesecretlanesecret02"
-    c = make_cluster(targets=2, mountpaths=1, env={"AIS_S3_ACCESS_KEYS": f"{ak}:{sk}"})
-    proxy = c.node("p0").public_url
-    s3 = boto3.client("s3", endpoint_url=f"{proxy}/s3", aws_access_key_id=ak, aws_secret_access_key=sk,
-                      region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
-    s3.create_bucket(Bucket="lanep")
-
-    def signed(key: str, body: bytes, query: str = "", secret: str = sk, **extra: str) -> dict[str, str]:
-        req = AWSRequest(method="PUT", url=f"{proxy}/s3/lanep/{key}" + (f"?{query}" if query else ""), data=body,
-                         headers=extra)
-        S3SigV4Auth(Credentials(ak, secret), "s3", "us-east-1").add_auth(req)   # signs the payload's SHA-256
-        return dict(req.headers.items())
+    def put_signed(key: str, body: bytes, query: str = "", secret: str = SK, **extra: str) -> dict[str, str]:
+        return signed("PUT", f"{proxy}/s3/lanep/{key}" + (f"?{query}" if query else ""), body, secret, **extra)
 
     small, other, big = os.urandom(30000), os.urandom(1000), os.urandom(300 << 10)
     answered = lane_count(proxy, "answered")
@@ -169,9 +168,9 @@ def test_s3_put_through_the_lanes(make_cluster: Any) -> None:
     with requests.Session() as s:
         def put(key: str, body: bytes, query: str = "", session: Any = s, **kw: Any) -> requests.Response:
             return session.put(f"{proxy}/s3/lanep/{key}" + (f"?{query}" if query else ""), data=body, timeout=TIMEOUT,
-                         headers=kw.pop("headers", None) or signed(key, body, query), **kw)
+                         headers=kw.pop("headers", None) or put_signed(key, body, query), **kw)
 
-        lane = put("d/small", small, headers=signed("d/small", small, **{"x-amz-meta-kind": "small"}))
+        lane = put("d/small", small, headers=put_signed("d/small", small, **{"x-amz-meta-kind": "small"}))
         assert lane.status_code == 200, lane.text
         assert lane_count(proxy, "answered") == answered + 1 and targets() == at_targets + 1   # both lanes
         handler = put("d/small2", small, "x-id=PutObject", session=requests)   # a connection of its own
@@ -179,15 +178,15 @@ def test_s3_put_through_the_lanes(make_cluster: Any) -> None:
         assert stable(lane.headers) == stable(handler.headers)
         assert lane.headers["ETag"] == '"%s"' % __import__("hashlib").md5(small).hexdigest()
         # the target checks the body against the signed hash and Content-MD5, through the lane too
-        wrong = signed("d/x", other)
+        wrong = put_signed("d/x", other)
         bad = put("d/x", other[:-1] + b"!", headers=wrong)
         assert bad.status_code == 400 and b"XAmzContentSHA256Mismatch" in bad.content, bad.text
-        digest = signed("d/x", other, **{"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="})
+        digest = put_signed("d/x", other, **{"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="})
         bad = put("d/x", other, headers=digest)
         assert bad.status_code == 400 and b"BadDigest" in bad.content, bad.text
         assert lane_count(proxy, "answered") == answered + 3
         # declined: a bad signature (the handler's 403), a body over the lane's limit, then the lane's again
-        assert put("d/x", other, headers=signed("d/x", other, secret="wrong-secret-0000000000")).status_code == 403
+        assert put("d/x", other, headers=put_signed("d/x", other, secret="wrong-secret-0000000000")).status_code == 403
         assert put("d/big", big).status_code == 200
         assert put("d/other", other).status_code == 200
     got = {k: s3.get_object(Bucket="lanep", Key=k) for k in ("d/small", "d/small2", "d/big", "d/other")}
