@@ -137,7 +137,7 @@ class FastLane(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
-        self._head: tuple[FastRequest, int, int] | None = None   # a parsed head waiting for its body
+        self._head: tuple[FastRequest, int, int] | None = None   # a parsed head (its length, the body's) not yet served
 
     # --- connection ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -195,37 +195,10 @@ class FastLane(asyncio.Protocol):
         """Answer the complete requests in the buffer, in order, until one is declined."""
         lanes = self._lanes
         while self._t is not None and not self._closing:
-            buf = self._buf
-            if self._head is not None:   # the head is parsed: the body is still coming
-                req, n, size = self._head
-                if len(buf) < n + size:
-                    return
-                self._head = None
-                req.body = bytes(buf[n:n + size])
-                n += size
-            else:
-                if not buf.startswith(lanes.methods):
-                    if buf and not any(m.startswith(buf) for m in lanes.methods):
-                        self._hand_over()   # another method, or not HTTP at all: aiohttp answers it at once
-                    return
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > MAX_HEAD_BYTES:
-                        self._hand_over()
-                    return
-                n = end + 4
-                parsed = _parse(bytes(buf[:n]), lanes.max_body)
-                if parsed is None:
-                    self._hand_over()
-                    return
-                req = parsed
-                if not req.complete:   # a body of a known length the lane may take: wait for all of it
-                    size = int(req.headers[b"content-length"])
-                    if len(buf) < n + size:
-                        self._head = (req, n, size)
-                        return
-                    req.body = bytes(buf[n:n + size])
-                    n += size
+            framed = self._frame()
+            if framed is None:
+                return
+            req, n = framed
             t0 = time.perf_counter()
             rid = req.headers.get(_REQUEST_ID)
             req.rid = rid.decode("latin-1") if rid else new_request_id()
@@ -244,6 +217,34 @@ class FastLane(asyncio.Protocol):
                 return
             if not self._send(req, result, n, t0):
                 return
+
+    def _frame(self) -> tuple[FastRequest, int] | None:
+        """The next whole request in the buffer and its length in bytes; None while it is still
+        arriving, or when the connection was handed over (a head the lane does not take)."""
+        buf = self._buf
+        if self._head is None:
+            if not buf.startswith(self._lanes.methods):
+                if buf and not any(m.startswith(buf) for m in self._lanes.methods):
+                    self._hand_over()   # another method, or not HTTP at all: aiohttp answers it at once
+                return None
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    self._hand_over()
+                return None
+            req = _parse(bytes(buf[:end + 4]), self._lanes.max_body)
+            if req is None:
+                self._hand_over()
+                return None
+            # a body of a known length the lane may take follows an incomplete head: wait for all of it
+            self._head = (req, end + 4, 0 if req.complete else int(req.headers[b"content-length"]))
+        req, n, size = self._head
+        if len(buf) < n + size:
+            return None
+        self._head = None
+        if size:
+            req.body = bytes(buf[n:n + size])
+        return req, n + size
 
     async def _finish(self, req: FastRequest, pending: Awaitable[Answer | None], n: int, t0: float) -> None:
         try:

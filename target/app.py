@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from ais import apc, auth, tls
+from ais import apc, auth, fasthttp, tls
 from ais.cmap import BucketMD, ClusterMap, Node
 from ais.config import Config
 from ais.election import VOTE_PATH, Voter
@@ -28,7 +28,7 @@ from ais.metrics import NodeMetrics
 from ais.nodeconfig import NodeConfig
 from ais.s3.web import render_s3_error
 from ais.web import Listener, metrics_handler, middlewares
-from target import ec, etl, fastget, jobs, listing, moss, objects, rebalance, remote, s3, space, storage
+from target import ec, etl, fastget, fastput, jobs, listing, moss, objects, rebalance, remote, s3, space, storage
 from target.etl import handlers as etl_handlers
 from target.jobs import rebalance as rebalance_job
 from target.backends import Backends
@@ -66,6 +66,15 @@ def build_public_app(ctx: TargetContext, registry: jobs.JobRegistry) -> web.Appl
     app.router.add_post(s3obj, s3.post_object)
     _add_common(app, ctx)
     return app
+
+
+def _lane_route(ctx: TargetContext) -> fasthttp.Route:
+    """The public listener's fast lane (ais.fasthttp): GETs in `fastget`, small S3 PutObject in `fastput`."""
+    get, put = fastget.route(ctx), fastput.route(ctx)
+
+    def route(req: fasthttp.FastRequest) -> fasthttp.RouteResult:
+        return put(req) if req.method == b"PUT" else get(req)
+    return route
 
 
 def _count_inflight(ctx: TargetContext) -> Any:
@@ -203,7 +212,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
         public = Listener(build_public_app(ctx, registry), host, cfg.net.public_port,
                           shutdown_s=cfg.timeouts.shutdown_s, max_header_bytes=cfg.net.max_header_bytes,
                           header_read_timeout_s=cfg.net.header_read_timeout_s,
-                          lane=(fastget.route(ctx), metrics) if cfg.net.fast_lane else None,
+                          lane=(_lane_route(ctx), metrics) if cfg.net.fast_lane else None,
                           lane_max_body=objects.SMALL_PUT_BYTES)
         public.ssl_context = server_tls
         life.add_public_routes(public.app)

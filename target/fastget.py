@@ -18,12 +18,13 @@ warm object, which is why the warm case stays inline.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ais import apc, names
 from ais.errors import AisError
-from ais.fasthttp import Answer, FastRequest, RouteResult
-from target import fastput, mirror
+from ais.fasthttp import Answer, FastRequest, Route, RouteResult
+from ais.names import Bucket
+from target import mirror
 from target import s3 as s3api
 from target.context import TargetContext
 from target.fs import meta as fsmeta
@@ -42,19 +43,42 @@ _S3_DECLINED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b
                           apc.HDR_S3_PROVIDER.lower().encode()))
 
 
-def route(ctx: TargetContext) -> Any:
-    """The target's lane: GET here, a small S3 PutObject in `fastput`."""
+def local_object(ctx: TargetContext, buckets: names.BucketCache, bname: str, provider: str, obj: str,
+                 redirected: bool = False) -> tuple[Bucket, Mapping[str, Any], str, str] | None:
+    """Where a lane may serve an object: an `ais://` bucket in the bucket metadata, an object
+    this target owns (or was redirected to), on a mountpath that is neither faulty nor slowed:
+    (bucket, its props, mountpath, file path); None for anything else."""
+    smap, bmd = ctx.store.smap, ctx.store.bmd
+    if smap is None or bmd is None or not obj:
+        return None
+    bck = buckets.get(bname, provider)
+    if bck is None or not bck.is_ais:
+        return None
+    props = bmd.get(bck)
+    if props is None:
+        return None
+    owner = smap.owner(bck.object_uname(obj))
+    if owner is None or (owner.id != ctx.me.id and not redirected):
+        return None
+    mps = ctx.mountpaths
+    try:
+        mp, fpath = mps.object_path(bck, obj)
+    except AisError:
+        return None
+    if mp == mps.slow_path or mps.faulty() == mp:
+        return None
+    return bck, props, mp, fpath
+
+
+def route(ctx: TargetContext) -> Route:
     buckets = names.BucketCache()
     cold: dict[str, float] = {}   # mountpath -> until when (monotonic) its lane reads go to its pool
     sent = ctx.metrics.bytes_out.labels(verb="GET")
-    put = fastput.route(ctx)
 
     def get(req: FastRequest) -> RouteResult:
         # 1. the request: a plain GET of /v1/objects/<bucket>/<name>, or S3's /s3/<bucket>/<key>
         #    as a proxy relays it (no query, no conditions)
         path, h = req.path, req.headers
-        if req.method == b"PUT":
-            return put(req)
         if req.method != b"GET" or "%" in path or ctx.gate is not None or b"range" in h or b"expect" in h:
             return None
         provider, redirected, s3 = "", False, False
@@ -78,27 +102,12 @@ def route(ctx: TargetContext) -> Any:
             s3 = True
         else:
             return None
-        store = ctx.store
-        smap, bmd = store.smap, store.bmd
-        if smap is None or bmd is None or not obj:
+        # 2. the bucket, ownership and the mountpath, 3. the stored object
+        found = local_object(ctx, buckets, bname, provider, obj, redirected)
+        if found is None:
             return None
-        bck = buckets.get(bname, provider)
-        if bck is None or not bck.is_ais:
-            return None
-        props = bmd.get(bck)
-        if props is None or mirror.validates_reads(props):
-            return None
-        # 2. ownership, 3. the stored object
-        uname = bck.object_uname(obj)
-        owner = smap.owner(uname)
-        if owner is None or (owner.id != ctx.me.id and not redirected):
-            return None
-        mps = ctx.mountpaths
-        try:
-            mp, fpath = mps.object_path(bck, obj)
-        except AisError:
-            return None
-        if mp == mps.slow_path or mps.faulty() == mp:
+        bck, props, mp, fpath = found
+        if mirror.validates_reads(props):
             return None
         checksums = s3 and h.get(b"x-amz-checksum-mode", b"").upper() == b"ENABLED"
 

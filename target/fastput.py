@@ -12,7 +12,7 @@ error (a check that failed stored nothing; see `store_small`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from multidict import CIMultiDict
 
@@ -22,6 +22,7 @@ from ais.fasthttp import Answer, FastRequest, Route, RouteResult
 from ais.s3 import sigv4
 from target import s3 as s3api
 from target.context import TargetContext
+from target.fastget import local_object
 from target.objects import store_small
 
 _S3 = "/s3/"
@@ -40,31 +41,21 @@ def route(ctx: TargetContext) -> Route:
                 or not _DECLINED.isdisjoint(h) or h.get(b"x-amz-content-sha256", b"") in _STREAMING):
             return None
         bname, _, key = path[len(_S3):].partition("/")
-        store, mps = ctx.store, ctx.mountpaths
-        smap, bmd = store.smap, store.bmd
-        if smap is None or bmd is None or not key:
-            return None
-        bck = buckets.get(bname, "")
-        if bck is None or not bck.is_ais:
-            return None
-        props = bmd.get(bck)
-        if props is None:
-            return None
         try:
             names.check_object_name(key)
             headers = CIMultiDict((k.decode("ascii"), v.decode("ascii")) for k, v in h.items())
-            mp, fpath = mps.object_path(bck, key)
         except (AisError, UnicodeDecodeError):
             return None
-        owner = smap.owner(bck.object_uname(key))
-        if owner is None or owner.id != ctx.me.id or mp == mps.slow_path or mps.faulty() == mp:
+        found = local_object(ctx, buckets, bname, "", key)
+        if found is None:
             return None
+        bck, props, mp, fpath = found
         return _store(ctx, bck, key, props, mp, fpath, headers, req.body)
 
     return put
 
 
-async def _store(ctx: TargetContext, bck: names.Bucket, key: str, props: Any, mp: str, fpath: str,
+async def _store(ctx: TargetContext, bck: names.Bucket, key: str, props: Mapping[str, Any], mp: str, fpath: str,
                  headers: CIMultiDict[str], body: bytes) -> Answer | None:
     n = len(body)
     ctx.load.begin(n)
