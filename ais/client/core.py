@@ -575,17 +575,12 @@ class AsyncClient:
         buckets: list[Bucket] = []
         entries = []
         for it in items:
-            if isinstance(it, str):   # the common case: a whole object of the default bucket
-                if default is None:
-                    raise ValueError(f"batch item {it!r} names no bucket and the batch has no default bucket")
-                buckets.append(default)
-                entries.append({"objname": it, "bucket": default.name, "provider": default.provider})
-                continue
-            bck = it.bucket or default
-            if bck is None:
-                raise ValueError(f"batch item {it.name!r} names no bucket and the batch has no default bucket")
+            bck, name = _item_of(it, default)
             buckets.append(bck)
-            d: dict[str, Any] = {"objname": it.name, "bucket": bck.name, "provider": bck.provider}
+            d: dict[str, Any] = {"objname": name, "bucket": bck.name, "provider": bck.provider}
+            if isinstance(it, str):   # the common case: a whole object
+                entries.append(d)
+                continue
             if it.archpath:
                 d["archpath"] = it.archpath
             if it.opaque:
@@ -605,8 +600,8 @@ class AsyncClient:
         if colocation:
             req["coloc"] = colocation
             params.append(("coloc", str(colocation)))
-        route = [(buckets[0], _item_name(items[0]))] if one_owner else \
-            [(b, _item_name(it)) for b, it in zip(buckets, items)]
+        route = [(buckets[0], entries[0]["objname"])] if one_owner else \
+            [(b, e["objname"]) for b, e in zip(buckets, entries)]
         call = _Call("GET", path, params, self._json_headers(), BytesPayload(json.dumps(req).encode()),
                      batch=route, stream=True)
         return call, buckets
@@ -674,13 +669,7 @@ class AsyncClient:
         if self.router.needs_refresh():
             await self.refresh_map()
         default = to_bucket(bucket) if bucket is not None else None
-        named = []
-        for it in items:
-            name, bck = (it, default) if isinstance(it, str) else (it.name, it.bucket or default)
-            if bck is None:
-                raise ValueError(f"batch item {name!r} names no bucket and the batch has no default bucket")
-            named.append((bck, name))
-        return self.router.split_batch(named)
+        return self.router.split_batch([_item_of(it, default) for it in items])
 
     async def _batch_lists(self, items: Sequence[BatchItem | str], bucket: BucketLike | None, mime: str,
                            continue_on_error: bool, only_obj_name: bool, colocation: int,
@@ -867,5 +856,9 @@ def _decode_list_page(data: bytes, content_type: str) -> ListPage:
         raise DecodeError(f"malformed list-objects page: {exc!r}") from exc
 
 
-def _item_name(item: BatchItem | str) -> str:
-    return item if isinstance(item, str) else item.name
+def _item_of(item: BatchItem | str, default: Bucket | None) -> tuple[Bucket, str]:
+    """A batch item's bucket and object name (a plain name is an object of the default bucket)."""
+    name, bck = (item, default) if isinstance(item, str) else (item.name, item.bucket or default)
+    if bck is None:
+        raise ValueError(f"batch item {name!r} names no bucket and the batch has no default bucket")
+    return bck, name
