@@ -181,6 +181,11 @@ def default_bucket_props(bck: Bucket, bid: int) -> dict[str, Any]:
     }
 
 
+def bucket_id(props: Mapping[str, Any]) -> int:
+    """The bucket ID in a bucket's props (0 when it has none)."""
+    return int(str(props.get("bid", "0")))
+
+
 # Top-level props a PATCH may change, and those it may not.
 READONLY_PROPS = frozenset({"provider", "bid", "created"})
 

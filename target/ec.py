@@ -40,7 +40,7 @@ import xxhash
 from aiohttp import web
 
 from ais import apc, hrw, names
-from ais.cmap import Node
+from ais.cmap import Node, bucket_id
 from ais.ec import EcConf
 from ais.errors import AisError, BadMessage, BadRequest, NotFound
 from ais.names import Bucket
@@ -384,7 +384,7 @@ async def _restore(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str
             await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
             return False
         meta = ObjectMeta(size=sample.size, cksum_type=sample.cksum_type, cksum_value=sample.cksum_value,
-                          version=sample.version, custom=dict(sample.custom), bid=int(str(props.get("bid", "0"))))
+                          version=sample.version, custom=dict(sample.custom), bid=bucket_id(props))
         async with ctx.object_lock(bck.object_uname(obj)):
             restored = await ctx.mountpaths.run(mp, _commit_restored, work, path, meta, ctx.cfg.target.fsync)
     except BaseException:

@@ -36,7 +36,7 @@ import msgpack
 from aiohttp import web
 
 from ais import apc, hrw, names
-from ais.cmap import Node
+from ais.cmap import Node, bucket_id
 from ais.errors import AisError, BadMessage, ServiceUnavailable, TooManyRequests
 from ais.intra import PeerError, peer_message
 from ais.moss import MAX_BODY_BYTES, BatchEntry, BatchRequest, RangeError, choose_many, read_request
@@ -240,7 +240,7 @@ async def resolve(ctx: TargetContext, entries: Sequence[BatchEntry]) -> list[Res
 
 
 def _bucket_id(ctx: TargetContext, bck: Bucket) -> int:
-    return int(str((ctx.bmd.get(bck) or {}).get("bid", "0")))
+    return bucket_id(ctx.bmd.get(bck) or {})
 
 
 def _settle(e: BatchEntry, r: Resolved, size: int | None, mtime_ns: int, obj_bid: int, bck_bid: int) -> None:

@@ -24,6 +24,7 @@ import xxhash
 from aiohttp import web
 
 from ais import apc, names
+from ais.cmap import bucket_id
 from ais.errors import (AisError, InsufficientStorage, BadMessage, BadRequest, Conflict, NotFound,
                         ObjectNotFound, RangeNotSatisfiable, UnknownAction)
 from ais.httpdate import http_date
@@ -303,7 +304,7 @@ async def serve_file(request: web.Request, ctx: TargetContext, mp: str, f: Any, 
 def _check_bid(ctx: TargetContext, bck: Bucket, obj: str, meta: ObjectMeta) -> None:
     """An object left from an earlier bucket of the same name is not part of this one."""
     props = ctx.bmd.get(bck) or {}
-    bid = int(str(props.get("bid", "0")))
+    bid = bucket_id(props)
     if meta.bid and bid and meta.bid != bid:
         raise ObjectNotFound(bck.object_cname(obj))
 
@@ -699,7 +700,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     if apc.HDR_BACKGROUND in request.headers and ctx.cfg.load.pace_jobs and ctx.load.foreground_active():
         await asyncio.sleep(ctx.cfg.load.foreground_yield_ms / 1000)   # a job's write waits behind client reads
     # plain PUT: receive (validated against a client checksum), publish atomically
-    headers, cname, bid = request.headers, bck.object_cname(obj), int(str(props.get("bid", "0")))
+    headers, cname, bid = request.headers, bck.object_cname(obj), bucket_id(props)
 
     def meta_of(rec: Received) -> ObjectMeta:
         _check_client_checksum(headers, rec, cname)
@@ -736,7 +737,7 @@ async def _append(request: web.Request, ctx: TargetContext, bck: Bucket, obj: st
         return web.Response(status=200, headers={apc.HDR_APPEND_HANDLE: new_handle})
     # flush: the appended file becomes the object
     size, digest = await ctx.mountpaths.run(mp, _hash_file, work)
-    meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, bid=int(str(props.get("bid", "0"))))
+    meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, bid=bucket_id(props))
     meta = await commit_object(ctx, bck, obj, mp, work, meta, props)
     return web.Response(status=200, headers=object_headers(ctx, bck, obj, mp, meta, {"checksum", "atime", "version"}))
 
@@ -844,7 +845,7 @@ async def _mpu_complete(request: web.Request, ctx: TargetContext, bck: Bucket, o
     except BaseException:
         await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
         raise
-    meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, bid=int(str(props.get("bid", "0"))))
+    meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, bid=bucket_id(props))
     meta = await commit_object(ctx, bck, obj, mp, work, meta, props)
     await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
     return web.Response(status=200, headers=object_headers(ctx, bck, obj, mp, meta, {"checksum", "version"}))
@@ -869,7 +870,7 @@ async def copy_object_to(ctx: TargetContext, bck: Bucket, obj: str, dst: Bucket,
             work = ctx.mountpaths.work_path(dmp)
             await ctx.mountpaths.run(dmp, _copy_file, f, work, ctx.cfg.target.fsync)
             new_meta = ObjectMeta(size=meta.size, cksum_type=meta.cksum_type, cksum_value=meta.cksum_value,
-                                  custom=meta.custom, bid=int(str(dst_props.get("bid", "0"))), md5=meta.md5,
+                                  custom=meta.custom, bid=bucket_id(dst_props), md5=meta.md5,
                                   etag=meta.etag, s3_checksums=meta.s3_checksums)
             await commit_object(ctx, dst, dst_obj, dmp, work, new_meta, dst_props)
             return meta.size

@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from ais import apc, hrw, names
-from ais.cmap import Node
+from ais.cmap import Node, bucket_id
 from ais.errors import AisError, BadMessage, BadRequest, ObjectNotFound
 from ais.membership import write_atomic
 from ais.names import Bucket
@@ -142,7 +142,7 @@ async def receive_object(request: web.Request) -> web.StreamResponse:
     """Intra `PUT /v1/rebalance/<bucket>/<object>`: an object moved here by a rebalance."""
     ctx, bck, obj = _resolve(request)
     props = await ctx.require_bucket(bck, redirected=True)
-    meta = meta_from_wire(request.headers.get(HDR_META, ""), int(str(props.get("bid", "0"))))
+    meta = meta_from_wire(request.headers.get(HDR_META, ""), bucket_id(props))
     mp, path = ctx.mountpaths.object_path(bck, obj)
     work = ctx.mountpaths.work_path(mp, "reb.")
     rec = Received()

@@ -23,6 +23,7 @@ import xxhash
 from aiohttp import web
 
 from ais import apc, names
+from ais.cmap import bucket_id
 from ais.errors import AisError, BadMessage, ObjectNotFound, TooManyRequests
 from ais.httpdate import http_date
 from ais.names import Bucket
@@ -168,7 +169,7 @@ class ColdFetch:
                 raise
         finally:
             await reader.close()
-        meta = remote_meta(self.bck, reader.attrs, self.written, hasher.hexdigest(), int(str(self.props.get("bid", "0"))))
+        meta = remote_meta(self.bck, reader.attrs, self.written, hasher.hexdigest(), bucket_id(self.props))
         await commit_object(ctx, self.bck, self.obj, mp, self.work, meta, self.props, write_through=False)
         ctx.metrics.cold_get(self.bck.provider, self.written)
 
@@ -334,7 +335,7 @@ async def blob_download(ctx: TargetContext, bck: Bucket, obj: str, props: Mappin
             raise exc.exceptions[0] from None
         raise
     await ctx.mountpaths.run(mp, os.close, fd)
-    meta = remote_meta(bck, attrs, attrs.size, digest, int(str(props.get("bid", "0"))))
+    meta = remote_meta(bck, attrs, attrs.size, digest, bucket_id(props))
     await commit_object(ctx, bck, obj, mp, work, meta, props, write_through=False)
     ctx.metrics.cold_get(bck.provider, attrs.size)
     return attrs.size

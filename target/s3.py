@@ -47,7 +47,7 @@ import aiohttp
 from aiohttp import web
 
 from ais import apc, names
-from ais.cmap import Node
+from ais.cmap import Node, bucket_id
 from ais.errors import AisError, InvalidName, ObjectNotFound, RangeNotSatisfiable, ServiceUnavailable
 from ais.httpdate import http_date
 from ais.log import request_id
@@ -133,10 +133,6 @@ def _refuse_unsupported(query: Mapping[str, str]) -> None:
     version = query.get("versionId")
     if version is not None and version != "null":
         raise S3NotImplemented("object versions are not kept: only versionId=null is served")
-
-
-def _bid(props: Mapping[str, Any]) -> int:
-    return int(str(props.get("bid", "0")))
 
 
 def _no_such_key(key: str) -> NoSuchKey:
@@ -542,7 +538,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
 
 def put_receiver(headers: Mapping[str, str], props: Mapping[str, Any]) -> tuple[Received, MetaOf]:
     """PutObject's receiver (`_receiver`) and the metadata of what it received, once checked."""
-    custom, bid = metadata_from_headers(headers), _bid(props)
+    custom, bid = metadata_from_headers(headers), bucket_id(props)
     rec, check = _receiver(headers)
 
     def meta_of(rec: Received) -> ObjectMeta:
@@ -711,7 +707,7 @@ async def _copy_object(request: web.Request, ctx: TargetContext, bck: Bucket, ke
     work = ctx.mountpaths.work_path(mp)
     body, src = await _copy_into(request, ctx, source, mp, work, None)
     meta = ObjectMeta(size=body.size, cksum_type="xxhash", cksum_value=body.xxhash,
-                      custom=src.custom if replaced is None else replaced, bid=_bid(props), md5=body.md5,
+                      custom=src.custom if replaced is None else replaced, bid=bucket_id(props), md5=body.md5,
                       s3_checksums=body.checksums)
     meta = await commit_object(ctx, bck, key, mp, work, meta, props)
     return xml_response("CopyObjectResult", [element("LastModified", _iso(meta.mtime_ns)),
@@ -936,7 +932,7 @@ async def _complete_upload(request: web.Request, ctx: TargetContext, bck: Bucket
         raise
     etag = multipart_etag(bytes.fromhex(p.md5) for p in chosen)
     checksums = _composite(up.algorithm, chosen)
-    meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, custom=up.custom, bid=_bid(props),
+    meta = ObjectMeta(size=size, cksum_type="xxhash", cksum_value=digest, custom=up.custom, bid=bucket_id(props),
                       etag=etag, s3_checksums=checksums)
     await commit_object(ctx, bck, key, up.mp, work, meta, props)
     await ctx.mountpaths.run(up.mp, shutil.rmtree, up.dir, True)

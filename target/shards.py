@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Iterator, Mapping
 from aiohttp import web
 
 from ais import apc
+from ais.cmap import bucket_id
 from ais.errors import AisError, BadRequest, NotFound, ObjectNotFound
 from ais.names import Bucket
 from ais.web import STREAMING
@@ -336,7 +337,7 @@ async def append_to_shard(request: web.Request, ctx: TargetContext, bck: Bucket,
             done, custom = await ctx.mountpaths.run(mp, _append_blocking, path, bucket_dir, obj, archpath, body,
                                                     rec.size, work, fmt, flags, ctx.cfg.target.fsync, what)
             meta = ObjectMeta(size=done.size, cksum_type="xxhash", cksum_value=done.xxhash, custom=custom,
-                              bid=int(str(props.get("bid", "0"))))
+                              bid=bucket_id(props))
             meta = await _publish_locked(ctx, bck, obj, mp, work, meta, props)
         if done.index is not None:   # a .tar: its new index is known, no scan next time
             key = (meta.size, meta.mtime_ns, meta.cksum_value)

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from ais import apc, names
+from ais.cmap import bucket_id
 from ais.errors import BadMessage, Forbidden, ObjectNotFound
 from ais.etl import EtlEntry, EtlNotFound
 from ais.names import Bucket
@@ -141,7 +142,7 @@ async def callback_put(request: web.Request) -> web.StreamResponse:
     work = ctx.mountpaths.work_path(mp)
     rec = await receive_body(request, ctx, mp, work)
     meta = ObjectMeta(size=rec.size, cksum_type="xxhash", cksum_value=rec.hasher.hexdigest(),
-                      bid=int(str(props.get("bid", "0"))))
+                      bid=bucket_id(props))
     await commit_object(ctx, bck, obj, mp, work, meta, props)
     return web.Response(status=200)
 

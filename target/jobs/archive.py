@@ -21,6 +21,7 @@ import aiohttp
 import msgpack
 
 from ais import apc, names
+from ais.cmap import bucket_id
 from ais.errors import AisError, BadMessage, BadRequest, ObjectNotFound, ServiceUnavailable
 from ais.names import Bucket
 from ais.template import parse_selection
@@ -92,7 +93,7 @@ class ArchiveJob(Job):
             await asyncio.shield(ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work))
             raise
         meta = ObjectMeta(size=out.size, cksum_type="xxhash", cksum_value=out.hasher.hexdigest(),
-                          bid=int(str(dst_props.get("bid", "0"))))
+                          bid=bucket_id(dst_props))
         await commit_object(ctx, dst, self.archname, mp, work, meta, dst_props)
 
     async def _begin(self, out: HashedFile, mp: str, path: str) -> ArchiveWriter:

@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator
 from urllib.parse import quote, urlencode
 
 from ais import apc
+from ais.cmap import bucket_id
 from ais.errors import AisError
 from ais.etl import TransformFailed
 from ais.names import Bucket, parse_duration_s
@@ -60,7 +61,7 @@ async def store(ctx: TargetContext, dst: Bucket, name: str, chunks: AsyncIterato
         rec = Received()
         await write_work(ctx, mp, work, batches(chunks, ctx.cfg.target.write_buffer_bytes), rec)
         meta = ObjectMeta(size=rec.size, cksum_type="xxhash", cksum_value=rec.hasher.hexdigest(),
-                          bid=int(str(props.get("bid", "0"))))
+                          bid=bucket_id(props))
         await commit_object(ctx, dst, name, mp, work, meta, props)
         return rec.size
     sent = 0
