@@ -8,11 +8,8 @@ request (every problem a 400 naming the field) and names archive members; the fl
 
 from __future__ import annotations
 
-import array
-import functools
-import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -34,9 +31,6 @@ CONTENT_TYPES = {".tar": "application/x-tar", ".tgz": "application/gzip", ".tar.
                  ".tar.zst": "application/zstd", ".zip": "application/zip"}
 
 COLOC_NONE, COLOC_TARGET_AWARE = 0, 1
-
-T = TypeVar("T")
-
 
 def normalize_mime(mime: str, field: str = "mime") -> str:
     """`""` -> ".tar"; "tgz" -> ".tgz"; ...; a 400 naming `field` for anything else."""
@@ -254,67 +248,9 @@ async def read_request(request: web.Request) -> BatchRequest:
 
 # --- HRW for a whole batch ------------------------------------------------------------------
 
-_LANES = 4096                      # (name, candidate) pairs mixed per big integer
-_LANE_MASK = int.from_bytes(b"\xff" * 8 + b"\0" * 8, "little")
-_LANE_ONE = int.from_bytes(b"\x01" + b"\0" * 15, "little")
-_BIG_ENDIAN = sys.byteorder == "big"
-
-
-@functools.lru_cache(maxsize=64)
-def _lane_constants(n: int) -> tuple[int, int]:
-    """(mask of every lane's low 64 bits, the golden ratio in every lane) for `n` lanes."""
-    return (int.from_bytes(_LANE_MASK.to_bytes(16, "little") * n, "little"),
-            hrw._GOLDEN * int.from_bytes(_LANE_ONE.to_bytes(16, "little") * n, "little"))
-
-
-def _mix64_lanes(values: Sequence[int]) -> list[int]:
-    """`hrw.mix64` of each value, ~3x faster a value than one call each: the values sit in 128-bit
-    lanes of one Python integer, each step works on all of them at once, and a mask after every
-    step keeps each lane's 64 bits (products of a 64-bit lane and a 64-bit constant fit 128
-    bits; right shifts pull a neighbour's bits only into a lane's masked-off upper half)."""
-    n = len(values)
-    lanes = array.array("Q", values)
-    if _BIG_ENDIAN:
-        lanes.byteswap()
-    packed = bytearray(16 * n)
-    memoryview(packed).cast("Q")[::2] = lanes   # lane i: bytes 16i..16i+7, little-endian
-    z = int.from_bytes(packed, "little")
-    mask, golden = _lane_constants(n)
-    z = (z + golden) & mask
-    z = (((z ^ (z >> 30)) & mask) * hrw._C1) & mask
-    z = (((z ^ (z >> 27)) & mask) * hrw._C2) & mask
-    z = (((z ^ (z >> 31)) & mask) + golden) & mask
-    z = (((z ^ (z >> 30)) & mask) * hrw._C1) & mask
-    z = (((z ^ (z >> 27)) & mask) * hrw._C2) & mask
-    z = (((z ^ (z >> 31)) & mask) * 5) & mask
-    z = ((z << 7) | (z >> 57)) & mask
-    z = (z * 9) & mask
-    lanes = array.array("Q", z.to_bytes(16 * n, "little"))[::2]
-    if _BIG_ENDIAN:
-        lanes.byteswap()
-    return lanes.tolist()
-
-
-def choose_many(unames: Sequence[str], candidates: Sequence[tuple[int, T]]) -> list[T]:
-    """`hrw.choose(uname, candidates)` for every name of a batch (the same picks, ties to the
-    first candidate), at about a third of the cost: HRW runs on every entry of a batch-get, on
-    the client that splits it, the target that assembles it and the targets that read it."""
-    k = len(candidates)
-    if not k:
-        raise LookupError("no candidates")
-    digests = [cd for cd, _ in candidates]
-    items = [item for _, item in candidates]
-    out: list[T] = []
-    step = max(1, _LANES // k)
-    for start in range(0, len(unames), step):
-        scores = _mix64_lanes([d ^ cd for d in map(hrw.digest, unames[start:start + step]) for cd in digests])
-        out += [items[row.index(max(row))] for row in zip(*(scores[j::k] for j in range(k)))]
-    return out
-
-
 def owners(smap: ClusterMap, unames: Sequence[str]) -> list[Node | None]:
     """`smap.owner(uname)` of every name (HRW over the active targets)."""
     candidates = [(t.id_digest, t) for t in smap.active_targets()]
     if not candidates:
         return [None] * len(unames)
-    return list(choose_many(unames, candidates))
+    return list(hrw.choose_many(unames, candidates))

@@ -39,7 +39,7 @@ from ais import apc, hrw, names
 from ais.cmap import Node, bucket_id
 from ais.errors import AisError, BadMessage, ServiceUnavailable, TooManyRequests
 from ais.intra import PeerError, peer_message
-from ais.moss import MAX_BODY_BYTES, BatchEntry, BatchRequest, RangeError, choose_many, read_request
+from ais.moss import MAX_BODY_BYTES, BatchEntry, BatchRequest, RangeError, read_request
 from ais.moss import owners as owners_of
 from ais.names import Bucket
 from ais.web import STREAMING, read_body
@@ -153,7 +153,7 @@ def _object_paths(ctx: TargetContext, entries: Sequence[BatchEntry]) -> list[tup
     mountpaths = ctx.mountpaths
     for e in entries:
         names.check_object_name(e.obj)
-    chosen = choose_many([e.uname for e in entries], [(hrw.digest(mp), mp) for mp in mountpaths.paths])
+    chosen = hrw.choose_many([e.uname for e in entries], [(hrw.digest(mp), mp) for mp in mountpaths.paths])
     dirs: dict[tuple[str, int], str] = {}   # by id() of the Bucket, as in resolve()
     out = []
     for e, mp in zip(entries, chosen):

@@ -19,7 +19,8 @@ from ais.client.archive import TarParser, _byte_sum, _header
 from ais.client.errors import DecodeError
 from ais.client.routing import BATCH_ROUTE_SAMPLE, Router
 from ais.cmap import ClusterMap, Node
-from ais.moss import BatchEntry, _mix64_lanes, choose_many, owners, parse_request
+from ais.hrw import _mix64_lanes, choose_many
+from ais.moss import BatchEntry, owners, parse_request
 from ais.names import make_bucket
 from ais.pytorch.datasets import MAX_REQUEST_SAMPLES, _Grouper
 from target.archive.write import ArchiveWriter, tar_length
