@@ -117,7 +117,7 @@ def route(ctx: TargetContext) -> Route:
             except AisError:
                 return None   # left from an earlier bucket of the same name: the regular handler's 404
             if s3:
-                headers = s3api._s3_headers(ctx, bck, obj, mp, meta, checksums)
+                headers = s3api.s3_headers(ctx, bck, obj, mp, meta, checksums)
             else:
                 headers = object_headers(ctx, bck, obj, mp, meta)
                 headers["Content-Type"] = "application/octet-stream"

@@ -185,7 +185,7 @@ def metadata_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return custom
 
 
-def _s3_headers(ctx: TargetContext, bck: Bucket, key: str, mp: str, meta: ObjectMeta,
+def s3_headers(ctx: TargetContext, bck: Bucket, key: str, mp: str, meta: ObjectMeta,
                 checksum_mode: bool) -> dict[str, str]:
     """GET/HEAD headers: the native props, then S3's system headers, user metadata and checksums."""
     h = object_headers(ctx, bck, key, mp, meta, _NATIVE_PROPS)
@@ -330,7 +330,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     try:
         # 5. conditions, range, headers
         _check_bid(ctx, bck, key, meta)
-        headers = _s3_headers(ctx, bck, key, mp, meta, _checksum_mode(request))
+        headers = s3_headers(ctx, bck, key, mp, meta, _checksum_mode(request))
         if (not_modified := _check_preconditions(request, meta, headers)) is not None:
             return not_modified
         _override(request.query, headers)
@@ -398,7 +398,7 @@ async def head_object(request: web.Request) -> web.StreamResponse:
     if meta is None:
         raise _no_such_key(key)
     _check_bid(ctx, bck, key, meta)
-    headers = _s3_headers(ctx, bck, key, mp, meta, _checksum_mode(request))
+    headers = s3_headers(ctx, bck, key, mp, meta, _checksum_mode(request))
     if (not_modified := _check_preconditions(request, meta, headers)) is not None:
         return not_modified
     status, _, count = _range(request.headers.get("Range"), meta.size, headers)
