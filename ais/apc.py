@@ -43,6 +43,7 @@ HDR_BLOB_DOWNLOAD = "Ais-Blob-Download"
 HDR_BLOB_CHUNK = "Ais-Blob-Chunk"
 HDR_BLOB_WORKERS = "Ais-Blob-Workers"
 HDR_BACKGROUND = "Ais-Background"   # target -> target: a write of a job (paced behind client reads)
+HDR_SMAP_VER = "Ais-Smap-Version"   # proxy -> target, on a relayed request: as Q_SMAP_VER
 HDR_S3_PROVIDER = "Ais-S3-Provider"   # proxy -> target: the provider of the bucket an S3 name means
 HDR_ARCH_APPEND = "Ais-Pine"   # PUT with archpath: ARCH_APPEND / ARCH_APPEND_IF_EXISTS flags
 
@@ -60,6 +61,7 @@ Q_PART_NUMBER = "partNumber"
 Q_NEW_CUSTOM = "set-new-custom"
 Q_PID = "pid"
 Q_UTM = "utm"
+Q_SMAP_VER = "smap_ver"   # proxy -> target, in a redirect: the cluster map version it routed by
 Q_PRR = "prr"
 Q_UUID = "uuid"
 Q_PRESENCE = "presence"

@@ -160,18 +160,23 @@ class MetaStore:
                       or (force and docs[d.attr] != getattr(self, d.attr)))]
             if smap is None and bmd is None and not newer:
                 return False
+            # persist everything, then switch to it all at once: a request must never see the
+            # new cluster map without the rebalance that came with it
             loop = asyncio.get_running_loop()
             if smap is not None:
                 await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, SMAP_FILE),
                                            json.dumps(smap.to_wire()).encode())
-                self.smap = smap
             if bmd is not None:
                 await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, BMD_FILE),
                                            json.dumps(bmd.to_wire()).encode())
-                self.bmd = bmd
             for d, doc in newer:
                 await loop.run_in_executor(None, write_atomic, os.path.join(self.conf_dir, d.file),
                                            json.dumps(doc.to_wire()).encode(), d.mode)
+            if smap is not None:
+                self.smap = smap
+            if bmd is not None:
+                self.bmd = bmd
+            for d, doc in newer:
                 setattr(self, d.attr, doc)
         for d, doc in newer:
             for doc_fn in self._doc_listeners[d.attr]:

@@ -45,7 +45,8 @@ PUT_MAX_BODY = s3.SMALL_BODY_BYTES
 _COPY_SOURCE = b"x-amz-copy-source"
 # what the regular relay (s3.object_op) does not forward either, and what the lane sets itself
 _NOT_RELAYED = frozenset([h.encode() for h in s3._HOP_BY_HOP] + [b"content-length", apc.HDR_REQUEST_ID.lower().encode(),
-                                                                  apc.HDR_CALLER_ID.lower().encode()])
+                                                                  apc.HDR_CALLER_ID.lower().encode(),
+                                                                  apc.HDR_SMAP_VER.lower().encode()])
 
 
 def upstream(ctx: ProxyContext) -> Upstream:
@@ -55,7 +56,7 @@ def upstream(ctx: ProxyContext) -> Upstream:
 
 def route(ctx: ProxyContext, targets: Upstream) -> Any:
     buckets = names.BucketCache()
-    marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_UTM}="
+    marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_SMAP_VER}="
 
     def answer(req: FastRequest) -> RouteResult:
         path, method = req.path, req.method
@@ -86,7 +87,7 @@ def route(ctx: ProxyContext, targets: Upstream) -> Any:
         owner = owner_of(bname, provider, obj)
         if owner is None:
             return None
-        stamp = marker + names.base36(time.time_ns())
+        stamp = f"{marker}{ctx.smap.version}&{apc.Q_UTM}={names.base36(time.time_ns())}"
         location = f"{owner.public_url}{path}?{query}&{stamp}" if query else f"{owner.public_url}{path}?{stamp}"
         return Answer(301, {"Location": location})
 
@@ -145,7 +146,7 @@ async def _relay(ctx: ProxyContext, upstream: Upstream, owner: Node, req: FastRe
     if url.scheme != "http" or url.hostname is None or url.port is None:
         return None
     lines = [f"{method} {req.path} HTTP/1.1\r\nHost: {url.netloc}\r\n{apc.HDR_CALLER_ID}: {ctx.http.caller_id}\r\n"
-             f"{apc.HDR_REQUEST_ID}: {req.rid}\r\n".encode()]
+             f"{apc.HDR_REQUEST_ID}: {req.rid}\r\n{apc.HDR_SMAP_VER}: {ctx.smap.version}\r\n".encode()]
     if method == "PUT":
         lines.append(b"Content-Length: %d\r\n" % len(req.body))
     for name, value in req.headers.items():

@@ -33,10 +33,11 @@ async def redirect_object(request: web.Request) -> web.StreamResponse:
     owner = ctx.smap.owner(bck.object_uname(obj))
     if owner is None:
         raise ServiceUnavailable("the cluster has no active targets")
-    # 4. redirect with the proxy-ID and time markers
+    # 4. redirect with the proxy-ID, cluster map version and time markers (the owner waits for this
+    #    map, if it has not got it yet, before it answers that it does not have the object)
     # the raw (still percent-encoded) query: a decoded one would turn %23 into a fragment '#'
     path, _, raw_query = request.raw_path.partition("?")
-    marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_UTM}={names.base36(time.time_ns())}"
+    marker = f"{apc.Q_PID}={ctx.me.id}&{apc.Q_SMAP_VER}={ctx.smap.version}&{apc.Q_UTM}={names.base36(time.time_ns())}"
     query = f"{raw_query}&{marker}" if raw_query else marker
     status = 301 if request.method == "GET" else 307
     location = ctx.sign_location(request, f"{owner.public_url}{path}?{query}")

@@ -524,6 +524,7 @@ async def object_op(request: web.Request) -> web.StreamResponse:
                if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("ais-s3-")}  # never trust a client's
     headers.update(ctx.http.headers())
     headers.update(verified)
+    headers[apc.HDR_SMAP_VER] = str(ctx.smap.version)   # the owner waits for this map if it lacks it
     if not bck.is_ais:
         headers[apc.HDR_S3_PROVIDER] = bck.provider
     data = await _body(request)

@@ -36,7 +36,7 @@ _PREFIX = "/v1/objects/"
 # mountpath to its pool whole (open included): the dataset is colder than memory there, and a
 # file whose pages are not cached may not have its inode cached either (open would block)
 COLD_S = 1.0
-_MARKERS = frozenset((apc.Q_PID, apc.Q_UTM))
+_MARKERS = frozenset((apc.Q_PID, apc.Q_UTM, apc.Q_SMAP_VER))
 _S3 = "/s3/"
 # S3 GETs with these are the regular handler's: conditions, a remote bucket (named by the proxy)
 _S3_DECLINED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since",

@@ -61,10 +61,18 @@ async def resolve(request: web.Request) -> tuple[TargetContext, Bucket, str, Map
 
 # --- 2. ownership ---------------------------------------------------------------------------
 
+def routed_map_version(request: web.Request) -> int:
+    """The cluster map version a proxy routed this request by (0: not routed by a proxy)."""
+    v = request.query.get(apc.Q_SMAP_VER) or request.headers.get(apc.HDR_SMAP_VER) or ""
+    return int(v) if v.isdigit() and len(v) < 16 else 0
+
+
 def redirect_if_not_owner(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str) -> web.Response | None:
-    """Requests sent straight to a target (the SDK's direct=True, our client) may hit a non-owner."""
+    """Requests sent straight to a target (the SDK's direct=True, our client) may hit a non-owner.
+    One a proxy routed here by a newer cluster map than ours is ours: that map is on its way."""
     owner = ctx.smap.owner(bck.object_uname(obj))
-    if owner is None or owner.id == ctx.me.id or _TARGET_REDIRECT in request.query:
+    if owner is None or owner.id == ctx.me.id or _TARGET_REDIRECT in request.query \
+            or routed_map_version(request) > ctx.smap.version:
         return None
     path, _, raw_query = request.raw_path.partition("?")  # keep the query percent-encoded
     query = raw_query + ("&" if raw_query else "") + f"{_TARGET_REDIRECT}={ctx.me.id}"
@@ -954,7 +962,7 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
     from target import rebalance  # rebalance imports this module
     deleted = await delete_object_everywhere(ctx, bck, obj)
-    if not await rebalance.delete_at_neighbors(ctx, bck, obj) and not deleted:   # copies not moved here yet
+    if not await rebalance.delete_at_neighbors(ctx, bck, obj, request) and not deleted:   # copies not moved here yet
         raise ObjectNotFound(bck.object_cname(obj))
     return web.Response(status=200)
 

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 from urllib.parse import quote
 
 import aiohttp
@@ -34,7 +34,8 @@ from target import mirror
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
-from target.objects import Received, batches, file_chunks, object_headers, parse_range, serve_file, write_work
+from target.objects import (Received, batches, file_chunks, object_headers, parse_range, routed_map_version, serve_file,
+                            write_work)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ PATH = "/v1/rebalance"
 HDR_META = "Ais-Rebalance-Meta"   # JSON of the moved object's metadata
 DONE_FILE = "rebalance_done"      # in the node's conf dir: ID of the last rebalance sent in full
 _SMALL = 64 << 10
+CATCH_UP_S = 5.0   # the longest a request waits for the cluster map its proxy routed it by
 _PASS_HEADERS = ("Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified")
 
 
@@ -143,11 +145,18 @@ async def receive_object(request: web.Request) -> web.StreamResponse:
     ctx, bck, obj = _resolve(request)
     props = await ctx.require_bucket(bck, redirected=True)
     meta = meta_from_wire(request.headers.get(HDR_META, ""), bucket_id(props))
+    stored = await _store_moved(ctx, bck, obj, props, meta, request.content.iter_chunked(256 << 10))
+    return web.json_response({"stored": stored})
+
+
+async def _store_moved(ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any], meta: ObjectMeta,
+                       chunks: AsyncIterator[bytes]) -> bool:
+    """Write a moved object's bytes, check them, and publish them with `meta` unless a copy at
+    least as new is here already. True if published."""
     mp, path = ctx.mountpaths.object_path(bck, obj)
     work = ctx.mountpaths.work_path(mp, "reb.")
     rec = Received()
-    await write_work(ctx, mp, work, batches(request.content.iter_chunked(256 << 10), ctx.cfg.target.write_buffer_bytes),
-                     rec, expected_bytes=meta.size)
+    await write_work(ctx, mp, work, batches(chunks, ctx.cfg.target.write_buffer_bytes), rec, expected_bytes=meta.size)
     if meta.cksum_type in ("xxhash", "xxhash64") and meta.cksum_value and meta.cksum_value != rec.hasher.hexdigest():
         await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
         raise BadRequest(f"checksum mismatch moving {bck.object_cname(obj)}: expected {meta.cksum_value}, "
@@ -161,7 +170,7 @@ async def receive_object(request: web.Request) -> web.StreamResponse:
         if stored:
             await mirror.after_write(ctx, bck, obj, props)
     ctx.metrics.bytes_in.labels(verb="PUT").inc(rec.size)
-    return web.json_response({"stored": stored})
+    return stored
 
 
 def _commit_moved(work: str, final: str, meta: ObjectMeta, fsync: bool) -> bool:
@@ -208,6 +217,7 @@ async def serve_local(request: web.Request) -> web.StreamResponse:
         headers = object_headers(ctx, bck, obj, mp, meta)
         headers["Content-Type"] = "application/octet-stream"
         headers["Accept-Ranges"] = "bytes"
+        headers[HDR_META] = meta_to_wire(meta)   # for pull_from_neighbor
         status, offset, count = 200, 0, meta.size
         if (rng := request.headers.get("Range")) is not None:
             offset, count = parse_range(rng, meta.size)
@@ -245,8 +255,22 @@ def neighbors(ctx: TargetContext, bck: Bucket, obj: str) -> list[Node]:
     return sorted(others, key=lambda t: hrw.mix64(t.id_digest ^ d), reverse=True)
 
 
+async def catch_up(request: web.Request, ctx: TargetContext) -> None:
+    """A proxy routed this request by a newer cluster map than ours: the primary's metasync of
+    it (and of the rebalance that came with it) is on its way; wait for it, a while at most, so
+    that a target that has just joined does not answer 404 for an object still to move here."""
+    want = routed_map_version(request)
+    if want <= ctx.smap.version:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(CATCH_UP_S, ctx.cfg.timeouts.control_s)
+    while ctx.smap.version < want and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+
+
 async def get_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str) -> web.StreamResponse | None:
     """While a rebalance runs here: stream the object from the first other target that has it."""
+    await catch_up(request, ctx)
     if not rebalance_pending(ctx):
         return None
     headers = ctx.http.headers()
@@ -259,7 +283,8 @@ async def get_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucke
                                                 timeout=ctx.http.data_timeout()) as peer:
                 if peer.status >= 400:
                     continue
-                out = {k: v for k, v in peer.headers.items() if k.startswith("Ais-") or k in _PASS_HEADERS}
+                out = {k: v for k, v in peer.headers.items()
+                       if (k.startswith("Ais-") and k != HDR_META) or k in _PASS_HEADERS}
                 if request.method == "HEAD":
                     return web.Response(status=peer.status, headers=out)
                 resp = web.StreamResponse(status=peer.status, headers=out)
@@ -274,8 +299,34 @@ async def get_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucke
     return None
 
 
-async def delete_at_neighbors(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
+async def pull_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str,
+                             props: Mapping[str, Any]) -> bool:
+    """While a rebalance runs here: move the object here now from the first other target that
+    has it, as the rebalance would (for the S3 handlers, which then answer from the local copy
+    with their own headers). True if it is here now."""
+    await catch_up(request, ctx)
+    if not rebalance_pending(ctx):
+        return False
+    for node in neighbors(ctx, bck, obj):
+        url, params = _url(node, bck, obj)
+        try:
+            async with ctx.http.session.get(url, params=params, headers=ctx.http.headers(),
+                                            timeout=ctx.http.data_timeout()) as peer:
+                if peer.status >= 400:
+                    continue
+                meta = meta_from_wire(peer.headers.get(HDR_META, ""), bucket_id(props))
+                await _store_moved(ctx, bck, obj, props, meta, peer.content.iter_chunked(256 << 10))
+                log.debug("%s moved here from %s (get-from-neighbor)", bck.object_cname(obj), node.display)
+                return True
+        except (aiohttp.ClientError, OSError, TimeoutError, AisError) as exc:
+            log.warning("get-from-neighbor of %s at %s: %s", bck.object_cname(obj), node.display, exc)
+    return False
+
+
+async def delete_at_neighbors(ctx: TargetContext, bck: Bucket, obj: str, request: web.Request | None = None) -> bool:
     """While a rebalance runs here: delete copies not yet moved; True if any existed."""
+    if request is not None:
+        await catch_up(request, ctx)
     if not rebalance_pending(ctx):
         return False
     found = False

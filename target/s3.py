@@ -61,7 +61,7 @@ from ais.s3.errors import (EntityTooSmall, InvalidArgument, InvalidBucketName, I
                            InvalidRange, InvalidRequest, MalformedXML, NoSuchKey, NoSuchUpload, PreconditionFailed,
                            S3Error, S3NotImplemented, error_class)
 from ais.s3.web import COPY_SOURCE, element, parse_copy_source, read_xml, xml_response
-from target import ec, mirror, remote
+from target import ec, mirror, rebalance, remote
 from target.backends.base import RemoteAttrs
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
@@ -322,6 +322,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
     if opened is None and await ec.restore_object(ctx, bck, key, props):   # from EC slices (target/ec.py)
         opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)
+    if opened is None and bck.is_ais and await rebalance.pull_from_neighbor(request, ctx, bck, key, props):
+        opened = await ctx.mountpaths.run(mp, _open_for_get, path, SMALL_OBJECT_BYTES)   # not moved here yet
     if opened is None:
         if not bck.is_ais:
             return await _cold_get(request, ctx, bck, key, props)
@@ -385,6 +387,8 @@ async def head_object(request: web.Request) -> web.StreamResponse:
         meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
     if meta is None and await ec.restore_object(ctx, bck, key, props):   # from EC slices (target/ec.py)
         meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+    if meta is None and bck.is_ais and await rebalance.pull_from_neighbor(request, ctx, bck, key, props):
+        meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)   # not moved here yet
     if meta is None and not bck.is_ais:
         try:
             attrs = await (await ctx.backend(bck)).head_object(bck.name, key)
@@ -999,6 +1003,7 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
     if "uploadId" in request.query:
         return await _abort_upload(ctx, bck, key, request.query["uploadId"])
     await delete_object_everywhere(ctx, bck, key)
+    await rebalance.delete_at_neighbors(ctx, bck, key, request)   # copies not moved here yet must not come back
     return web.Response(status=204, headers=_rid())
 
 

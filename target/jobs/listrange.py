@@ -14,7 +14,7 @@ from typing import AsyncIterator, ClassVar
 
 from ais.errors import AisError, NotFound
 from ais.template import Selection, parse_selection
-from target import remote
+from target import rebalance, remote
 from target.fs import meta as fsmeta
 from target.fs.walk import walk_sorted
 from target.jobs.base import Job
@@ -180,7 +180,8 @@ class DeleteListJob(ListRangeJob):
 
     async def one(self, name: str) -> int:
         assert self.src is not None
-        if not await delete_object_everywhere(self.ctx, self.src, name):
+        deleted = await delete_object_everywhere(self.ctx, self.src, name)
+        if not await rebalance.delete_at_neighbors(self.ctx, self.src, name) and not deleted:   # not moved here yet
             raise NotFound(f"{self.src.object_cname(name)} does not exist")
         return 0
 

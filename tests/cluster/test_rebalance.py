@@ -266,6 +266,40 @@ def test_killed_sender_resumes(make_cluster: Any) -> None:
     read_all_ok(client, "kill", set(names))
 
 
+def test_s3_reads_while_objects_move(make_cluster: Any) -> None:
+    """boto3 GETs, HEADs and DELETEs, through the proxy, of objects the new target owns but
+    the rebalance has not moved there yet: the new target pulls each from its old owner (no
+    NoSuchKey), it still ends up on its owner only, and a deleted one does not come back."""
+    import boto3
+    from botocore.config import Config
+    slow = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # the moves take a while
+    c = make_cluster(targets=3, env=slow)
+    client = Client(c.endpoint)
+    client.bucket("s3reb").create()
+    names = [f"s-{i:04d}" for i in range(400)]
+    put_all(client, "s3reb", names)
+    known = {j.uuid for j in rebalance_jobs(client)}
+    new = add_target(c)
+    job_id = wait_new_rebalance(client, known)
+    new_id = node_id(c, new)
+    m = smap(c)
+    bck = make_bucket("s3reb")
+    mine = sorted(n for n in names if m.owner(bck.object_uname(n)).id == new_id)  # type: ignore[union-attr]
+    unmoved = [n for n, ts in placement(c, "s3reb").items() if n in mine and new_id not in ts]
+    assert len(unmoved) > 2, "the rebalance had finished before the reads; nothing to pull"
+    gone = unmoved.pop()
+    s3 = boto3.client("s3", endpoint_url=f"{c.endpoint}/s3", aws_access_key_id="t", aws_secret_access_key="t",
+                      region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+    s3.delete_object(Bucket="s3reb", Key=gone)
+    for n in unmoved[:len(unmoved) // 2]:
+        assert s3.get_object(Bucket="s3reb", Key=n)["Body"].read() == content(n), n
+    for n in unmoved[len(unmoved) // 2:]:
+        assert s3.head_object(Bucket="s3reb", Key=n)["ContentLength"] == len(content(n)), n
+    wait_done(client, job_id)
+    assert_placed(c, "s3reb", set(names) - {gone})
+    read_all_ok(client, "s3reb", set(names) - {gone})
+
+
 def test_maintenance_moves_data_away_and_back(make_cluster: Any) -> None:
     c = make_cluster(targets=3)
     client = Client(c.endpoint)
