@@ -790,8 +790,11 @@ def _mpu_check(d: str, uname: str) -> bool:
     return _mpu_load(d, uname) is not None
 
 
-async def _mpu_require(ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> tuple[str, str]:
+async def _mpu_require(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> tuple[str, str]:
     mp, d = _mpu_dir(ctx, bck, obj, upload_id)
+    if not await ctx.mountpaths.run(mp, _mpu_check, d, bck.object_uname(obj)):
+        from target import rebalance  # rebalance imports this module
+        await rebalance.pull_upload(request, ctx, bck, obj, upload_id)   # on its previous owner still?
     if not await ctx.mountpaths.run(mp, _mpu_check, d, bck.object_uname(obj)):
         raise NotFound(f"multipart upload {upload_id} of {bck.object_cname(obj)} does not exist")
     return mp, d
@@ -805,7 +808,7 @@ async def _put_part(request: web.Request, ctx: TargetContext, bck: Bucket, obj: 
         raise BadRequest("multipart part needs an integer partNumber") from None
     if not 1 <= part <= 10000:
         raise BadRequest(f"partNumber {part} out of range 1..10000")
-    mp, d = await _mpu_require(ctx, bck, obj, upload_id)
+    mp, d = await _mpu_require(request, ctx, bck, obj, upload_id)
     work = ctx.mountpaths.work_path(mp)
     rec = await receive_body(request, ctx, mp, work)
     await ctx.mountpaths.run(mp, os.replace, work, f"{d}/part.{part:05d}")
@@ -838,7 +841,7 @@ def _mpu_assemble(d: str, work: str, parts: list[int] | None, fsync: bool) -> tu
 async def _mpu_complete(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, props: Mapping[str, Any],
                         value: Any) -> web.StreamResponse:
     upload_id = request.query.get(apc.Q_UPLOAD_ID, "")
-    mp, d = await _mpu_require(ctx, bck, obj, upload_id)
+    mp, d = await _mpu_require(request, ctx, bck, obj, upload_id)
     parts: list[int] | None = None
     if value:
         if not isinstance(value, list):
@@ -957,7 +960,7 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
     if (r := redirect_if_not_owner(request, ctx, bck, obj)) is not None:
         return r
     if apc.Q_UPLOAD_ID in request.query:  # mpt-abort
-        mp, d = await _mpu_require(ctx, bck, obj, request.query[apc.Q_UPLOAD_ID])
+        mp, d = await _mpu_require(request, ctx, bck, obj, request.query[apc.Q_UPLOAD_ID])
         await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
         return web.Response(status=200)
     from target import rebalance  # rebalance imports this module
@@ -1004,7 +1007,7 @@ async def post_object(request: web.Request) -> web.StreamResponse:
     if msg.action == apc.ACT_MPT_COMPLETE:
         return await _mpu_complete(request, ctx, bck, obj, props, msg.value)
     if msg.action == apc.ACT_MPT_ABORT:
-        mp, d = await _mpu_require(ctx, bck, obj, request.query.get(apc.Q_UPLOAD_ID, ""))
+        mp, d = await _mpu_require(request, ctx, bck, obj, request.query.get(apc.Q_UPLOAD_ID, ""))
         await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
         return web.Response(status=200)
     raise UnknownAction(f"unknown object action {msg.action!r}")

@@ -17,25 +17,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import base64
 import os
+import re
+import shutil
 import time
 from typing import Any, AsyncIterator, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import web
 
 from ais import apc, hrw, names
 from ais.cmap import Node, bucket_id
-from ais.errors import AisError, BadMessage, BadRequest, ObjectNotFound
+from ais.errors import AisError, BadMessage, BadRequest, NotFound, ObjectNotFound
 from ais.membership import write_atomic
 from ais.names import Bucket
 from target import mirror
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
-from target.objects import (Received, batches, file_chunks, object_headers, parse_range, routed_map_version, serve_file,
-                            write_work)
+from target.objects import (_UPLOAD_ID_RE, Received, _mpu_dir, batches, file_chunks, object_headers, parse_range,
+                            routed_map_version, serve_file, write_work)
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +343,172 @@ async def delete_at_neighbors(ctx: TargetContext, bck: Bucket, obj: str, request
     return found
 
 
+# --- in-progress multipart uploads -----------------------------------------------------------
+#
+# An upload's parts live in a directory on its object's owner (`%mp/<upload id>`). When the
+# owner changes, the rebalance moves the directory with the objects (`send_upload`): the parts
+# first, `upload.json` last, so the upload exists at the new owner only once it is whole. A
+# request for an upload the rebalance has not moved yet pulls it at once (`pull_upload`), so
+# an S3 client's multipart upload goes on across a target joining or leaving.
+
+UPLOAD_PATH = "/v1/rebalance-upload"
+HDR_UPLOAD = "Ais-Rebalance-Upload"   # the upload's object uname
+HDR_XATTRS = "Ais-Rebalance-Xattrs"   # JSON: the file's user xattrs (base64) and mtime
+_UPLOAD_FILE = re.compile(r"part\.\d{5}|upload\.json")   # fullmatch only
+
+
+def _upload_lock(ctx: TargetContext, upload_id: str) -> asyncio.Lock:
+    return ctx.object_lock(f"%mp/{upload_id}")
+
+
+def uploads_here(root: str) -> list[tuple[str, str]]:
+    """Blocking: (upload id, object uname) of every upload under one mountpath's `%mp`."""
+    out: list[tuple[str, str]] = []
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return out
+    for e in entries:
+        if not (e.is_dir() and _UPLOAD_ID_RE.fullmatch(e.name)):
+            continue
+        try:
+            with open(f"{e.path}/upload.json", encoding="utf-8") as f:
+                uname = json.load(f).get("uname")
+        except (OSError, ValueError, AttributeError):
+            continue   # being created, or moved here still (upload.json comes last)
+        if isinstance(uname, str):
+            out.append((e.name, uname))
+    return out
+
+
+def _upload_files(d: str) -> list[str]:
+    """Blocking: the files to move, parts first and `upload.json` last."""
+    try:
+        files = sorted(n for n in os.listdir(d) if _UPLOAD_FILE.fullmatch(n))
+    except FileNotFoundError:
+        return []
+    return sorted(files, key=lambda n: n == "upload.json")
+
+
+def _open_upload_file(path: str) -> tuple[Any, int, str]:
+    """Blocking: (open file, size, HDR_XATTRS value) of one file of an upload."""
+    f = open(path, "rb")
+    try:
+        st = os.fstat(f.fileno())
+        xattrs = {k: base64.b64encode(os.getxattr(f.fileno(), k)).decode() for k in os.listxattr(f.fileno())
+                  if k.startswith("user.")}
+    except BaseException:
+        f.close()
+        raise
+    return f, st.st_size, json.dumps({"x": xattrs, "mtime": st.st_mtime_ns}, separators=(",", ":"))
+
+
+async def send_upload(ctx: TargetContext, owner: Node, mp: str, upload_id: str, uname: str) -> bool:
+    """Move the upload `upload_id` (on mountpath `mp`) to `owner`, then remove it here. False
+    when it is not here (moved or finished meanwhile)."""
+    d = ctx.mountpaths.mpu_dir(mp, upload_id)
+    async with _upload_lock(ctx, upload_id):
+        files = await ctx.mountpaths.run(mp, _upload_files, d)
+        if "upload.json" not in files:
+            return False
+        for name in files:
+            f, size, xattrs = await ctx.mountpaths.run(mp, _open_upload_file, f"{d}/{name}")
+            headers = ctx.http.headers({HDR_UPLOAD: quote(uname), HDR_XATTRS: xattrs, "Content-Length": str(size),
+                                        apc.HDR_BACKGROUND: "true"})
+            url = f"{owner.intra_url}{UPLOAD_PATH}/{upload_id}/{name}"
+            try:
+                async with ctx.http.session.put(url, data=file_chunks(ctx, mp, f, size), headers=headers,
+                                                timeout=ctx.http.data_timeout()) as resp:
+                    if resp.status >= 400:
+                        raise AisError(f"sending upload {upload_id} to {owner.display}: "
+                                       f"{resp.status} {(await resp.text())[:200]}")
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise AisError(f"sending upload {upload_id} to {owner.display}: {type(exc).__name__}: {exc}") from exc
+            finally:
+                f.close()
+        await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
+    log.info("multipart upload %s of %s moved to %s", upload_id, uname, owner.display)
+    return True
+
+
+async def receive_upload_file(request: web.Request) -> web.StreamResponse:
+    """Intra `PUT /v1/rebalance-upload/<upload id>/<file>`: one file of a moving upload."""
+    ctx = request.app[CTX]
+    upload_id, name = request.match_info["upload"], request.match_info["file"]
+    if not _UPLOAD_FILE.fullmatch(name):
+        raise BadRequest(f"invalid upload file name {name!r}")
+    bck, obj = names.parse_uname_object(unquote(request.headers.get(HDR_UPLOAD, "")))
+    mp, d = _mpu_dir(ctx, bck, obj, upload_id)
+    try:
+        info = json.loads(request.headers.get(HDR_XATTRS, ""))
+        xattrs = {str(k): base64.b64decode(v) for k, v in info["x"].items()}
+        mtime_ns = int(info["mtime"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadMessage(f"malformed {HDR_XATTRS} header: {exc}") from exc
+    work = ctx.mountpaths.work_path(mp, "reb.")
+    await write_work(ctx, mp, work, batches(request.content.iter_chunked(256 << 10), ctx.cfg.target.write_buffer_bytes),
+                     Received(), expected_bytes=request.content_length or 0)
+    try:
+        await ctx.mountpaths.run(mp, _publish_upload_file, work, d, name, xattrs, mtime_ns, ctx.cfg.target.fsync)
+    except OSError as exc:
+        await ctx.mountpaths.run(mp, fsmeta.unlink_quiet, work)
+        raise fsmeta.translate_os_error(exc, bck.object_cname(obj)) from exc
+    return web.Response(status=200)
+
+
+def _publish_upload_file(work: str, d: str, name: str, xattrs: Mapping[str, bytes], mtime_ns: int, fsync: bool) -> None:
+    """Blocking: a moved upload file into place, with its xattrs and mtime."""
+    for k, v in xattrs.items():
+        os.setxattr(work, k, v)
+    os.utime(work, ns=(mtime_ns, mtime_ns))
+    os.makedirs(d, exist_ok=True)
+    os.replace(work, f"{d}/{name}")
+    if fsync:
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+async def hand_over_upload(request: web.Request) -> web.StreamResponse:
+    """Intra `POST /v1/rebalance-upload/<upload id>?to=<target id>`: the new owner asks for an
+    upload the rebalance has not moved yet; it is sent there now. 404 when it is not here."""
+    ctx = request.app[CTX]
+    upload_id = request.match_info["upload"]
+    bck, obj = names.parse_uname_object(unquote(request.headers.get(HDR_UPLOAD, "")))
+    await catch_up(request, ctx)   # the asking target may have joined in a map not here yet
+    to = ctx.smap.targets.get(request.query.get("to", ""))
+    if to is None:
+        raise BadRequest(f"unknown target {request.query.get('to', '')!r}")
+    mp, _ = _mpu_dir(ctx, bck, obj, upload_id)
+    if not await send_upload(ctx, to, mp, upload_id, bck.object_uname(obj)):
+        raise NotFound(f"multipart upload {upload_id} is not on {ctx.me.display}")
+    return web.Response(status=200)
+
+
+async def pull_upload(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> None:
+    """While a rebalance runs here: have the target that holds the upload `upload_id` (not moved
+    here yet) send it now. The caller looks for it again afterwards."""
+    await catch_up(request, ctx)
+    if not rebalance_pending(ctx) or not _UPLOAD_ID_RE.fullmatch(upload_id):
+        return
+    uname = bck.object_uname(obj)
+    mp, d = _mpu_dir(ctx, bck, obj, upload_id)
+    async with _upload_lock(ctx, upload_id):
+        if await ctx.mountpaths.run(mp, os.path.exists, f"{d}/upload.json"):
+            return   # another request pulled it meanwhile
+    headers = {HDR_UPLOAD: quote(uname), apc.HDR_SMAP_VER: str(ctx.smap.version)}
+    for node in neighbors(ctx, bck, obj):
+        try:
+            await ctx.http.call("POST", f"{node.intra_url}{UPLOAD_PATH}/{upload_id}", params={"to": ctx.me.id},
+                                headers=headers, timeout_s=max(ctx.cfg.timeouts.control_s, 60))
+            return
+        except AisError as exc:
+            if exc.status != 404:
+                log.warning("pulling upload %s from %s: %s", upload_id, node.display, exc)
+
+
 # --- progress between targets -----------------------------------------------------------------
 
 def _seq(job_id: str) -> int:
@@ -382,4 +551,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_head(obj, serve_local)
     app.router.add_delete(obj, delete_local_copy)
     app.router.add_get(PATH, stage)
+    app.router.add_put(UPLOAD_PATH + "/{upload}/{file}", receive_upload_file)
+    app.router.add_post(UPLOAD_PATH + "/{upload}", hand_over_upload)
 

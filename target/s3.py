@@ -745,11 +745,14 @@ class _Part:
     checksums: dict[str, str]
 
 
-async def _require_upload(ctx: TargetContext, bck: Bucket, key: str, upload_id: str) -> _Upload:
+async def _require_upload(request: web.Request, ctx: TargetContext, bck: Bucket, key: str, upload_id: str) -> _Upload:
     if not _UPLOAD_ID_RE.fullmatch(upload_id):
         raise NoSuchUpload(details={"UploadId": upload_id})
     mp, d = _mpu_dir(ctx, bck, key, upload_id)
     doc = await ctx.mountpaths.run(mp, _mpu_load, d, bck.object_uname(key))
+    if doc is None:   # during a rebalance: on its previous owner still?
+        await rebalance.pull_upload(request, ctx, bck, key, upload_id)
+        doc = await ctx.mountpaths.run(mp, _mpu_load, d, bck.object_uname(key))
     if doc is None:
         raise NoSuchUpload(details={"UploadId": upload_id})
     return _Upload(upload_id, mp, d, doc)
@@ -831,7 +834,7 @@ async def _create_upload(request: web.Request, ctx: TargetContext, bck: Bucket, 
 async def _upload_part(request: web.Request, ctx: TargetContext, bck: Bucket, key: str) -> web.StreamResponse:
     """UploadPart, or UploadPartCopy when `x-amz-copy-source` is set."""
     part = _part_number(request.query.get("partNumber"))
-    up = await _require_upload(ctx, bck, key, request.query.get("uploadId", ""))
+    up = await _require_upload(request, ctx, bck, key, request.query.get("uploadId", ""))
     work = ctx.mountpaths.work_path(up.mp)
     copying = COPY_SOURCE in request.headers
     if copying:
@@ -921,7 +924,7 @@ def _composite(algorithm: str, parts: list[_Part]) -> dict[str, str]:
 async def _complete_upload(request: web.Request, ctx: TargetContext, bck: Bucket, key: str,
                            props: Mapping[str, Any]) -> web.StreamResponse:
     # 1. the upload and the parts the client lists
-    up = await _require_upload(ctx, bck, key, request.query.get("uploadId", ""))
+    up = await _require_upload(request, ctx, bck, key, request.query.get("uploadId", ""))
     wanted = _parse_complete(await read_xml(request))
     chosen = _choose_parts(wanted, await _parts(ctx, up))
     # 2. concatenate into a work file, publish, drop the upload
@@ -971,7 +974,7 @@ def _part_xml(p: _Part) -> str:
 
 async def _list_parts(request: web.Request, ctx: TargetContext, bck: Bucket, key: str) -> web.StreamResponse:
     """ListParts, paged by `max-parts` and `part-number-marker`."""
-    up = await _require_upload(ctx, bck, key, request.query.get("uploadId", ""))
+    up = await _require_upload(request, ctx, bck, key, request.query.get("uploadId", ""))
     max_parts = min(_int_arg(request.query, "max-parts", MAX_LIST), MAX_LIST)
     marker = _int_arg(request.query, "part-number-marker", 0)
     after = [p for n, p in sorted((await _parts(ctx, up)).items()) if n > marker]
@@ -987,8 +990,8 @@ async def _list_parts(request: web.Request, ctx: TargetContext, bck: Bucket, key
     return xml_response("ListPartsResult", parts)
 
 
-async def _abort_upload(ctx: TargetContext, bck: Bucket, key: str, upload_id: str) -> web.StreamResponse:
-    up = await _require_upload(ctx, bck, key, upload_id)
+async def _abort_upload(request: web.Request, ctx: TargetContext, bck: Bucket, key: str, upload_id: str) -> web.StreamResponse:
+    up = await _require_upload(request, ctx, bck, key, upload_id)
     await ctx.mountpaths.run(up.mp, shutil.rmtree, up.dir, True)
     return web.Response(status=204, headers=_rid())
 
@@ -1001,7 +1004,7 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
     if (r := redirect_if_not_owner(request, ctx, bck, key)) is not None:
         return r
     if "uploadId" in request.query:
-        return await _abort_upload(ctx, bck, key, request.query["uploadId"])
+        return await _abort_upload(request, ctx, bck, key, request.query["uploadId"])
     await delete_object_everywhere(ctx, bck, key)
     await rebalance.delete_at_neighbors(ctx, bck, key, request)   # copies not moved here yet must not come back
     return web.Response(status=204, headers=_rid())

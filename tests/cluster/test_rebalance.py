@@ -300,6 +300,68 @@ def test_s3_reads_while_objects_move(make_cluster: Any) -> None:
     read_all_ok(client, "s3reb", set(names) - {gone})
 
 
+def upload_places(c: Cluster) -> dict[str, list[str]]:
+    """Multipart upload ID -> IDs of the targets holding it (its `upload.json`)."""
+    where: dict[str, list[str]] = {}
+    for t in c.targets:
+        for mp in t.mountpaths:
+            root = os.path.join(mp, "%mp")
+            for u in (os.listdir(root) if os.path.isdir(root) else []):
+                if os.path.exists(os.path.join(root, u, "upload.json")):
+                    where.setdefault(u, []).append(node_id(c, t))
+    return where
+
+
+def test_multipart_uploads_go_on_across_a_join(make_cluster: Any) -> None:
+    """S3 multipart uploads started before a target joins: those whose object the new target
+    owns move there with the rebalance; a request that comes before the move pulls the upload
+    at once. ListParts, UploadPart and Complete work during and after; nothing is left behind."""
+    import boto3
+    from botocore.config import Config
+    slow = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # uploads move after the objects
+    c = make_cluster(targets=3, env=slow)
+    client = Client(c.endpoint)
+    client.bucket("mpu").create()
+    put_all(client, "mpu", [f"o-{i:04d}" for i in range(400)])
+    s3 = boto3.client("s3", endpoint_url=f"{c.endpoint}/s3", aws_access_key_id="t", aws_secret_access_key="t",
+                      region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+    big = os.urandom(5 << 20)   # a part that is not the last must be 5 MiB at least
+    uploads: dict[str, tuple[str, str]] = {}   # key -> (upload ID, part 1's ETag)
+    for i in range(24):
+        key = f"ckpt/{i:02d}"
+        uid = s3.create_multipart_upload(Bucket="mpu", Key=key)["UploadId"]
+        etag = s3.upload_part(Bucket="mpu", Key=key, UploadId=uid, PartNumber=1, Body=big)["ETag"]
+        uploads[key] = (uid, etag)
+    known = {j.uuid for j in rebalance_jobs(client)}
+    new = add_target(c)
+    job_id = wait_new_rebalance(client, known)
+    new_id = node_id(c, new)
+    m = smap(c)
+    bck = make_bucket("mpu")
+    moving = [k for k in uploads if m.owner(bck.object_uname(k)).id == new_id]  # type: ignore[union-attr]
+    places = upload_places(c)
+    unmoved = [k for k in moving if new_id not in places.get(uploads[k][0], [])]
+    assert len(unmoved) >= 2, f"{len(moving)} uploads to move, {len(unmoved)} not moved yet: nothing to pull"
+
+    def finish(key: str) -> None:
+        uid, etag = uploads[key]
+        listed = s3.list_parts(Bucket="mpu", Key=key, UploadId=uid)["Parts"]
+        assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed] == [(1, etag, len(big))], key
+        tail = key.encode() * 100
+        etag2 = s3.upload_part(Bucket="mpu", Key=key, UploadId=uid, PartNumber=2, Body=tail)["ETag"]
+        s3.complete_multipart_upload(Bucket="mpu", Key=key, UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": etag}, {"PartNumber": 2, "ETag": etag2}]})
+        assert s3.get_object(Bucket="mpu", Key=key)["Body"].read() == big + tail, key
+
+    for key in unmoved[:len(unmoved) // 2]:   # before the rebalance reaches them: pulled
+        finish(key)
+    wait_done(client, job_id)
+    for key in sorted(set(uploads) - set(unmoved[:len(unmoved) // 2])):   # moved by the rebalance, or never moving
+        finish(key)
+    assert upload_places(c) == {}, "uploads left behind"
+    assert_placed(c, "mpu", {f"o-{i:04d}" for i in range(400)} | set(uploads))
+
+
 def test_maintenance_moves_data_away_and_back(make_cluster: Any) -> None:
     c = make_cluster(targets=3)
     client = Client(c.endpoint)
