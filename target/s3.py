@@ -455,11 +455,13 @@ def _chunked_decoder(headers: Mapping[str, str]) -> ChunkedDecoder | None:
 
 
 def _payload_sha256(headers: Mapping[str, str]) -> str | None:
-    """The declared SHA-256 of a non-streaming body (it is covered by the signature)."""
-    value = headers.get("x-amz-content-sha256", "").strip().lower()
-    if len(value) == 64 and all(c in "0123456789abcdef" for c in value):
-        return value
-    return None
+    """The declared SHA-256 of a non-streaming body (covered by the signature, when signed);
+    InvalidArgument for a value that is no hash and no mode, anonymous requests included."""
+    value = headers.get("x-amz-content-sha256")
+    if value is None:
+        return None
+    value = sigv4.check_payload_hash(value.strip().lower() if len(value.strip()) == 64 else value.strip())
+    return value if len(value) == 64 else None
 
 
 def _declared_checksums(headers: Mapping[str, str], required: str) -> list[tuple[Checksum, str | None]]:

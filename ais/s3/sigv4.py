@@ -207,10 +207,11 @@ def _declared_payload_hash(headers: dict[str, list[str]]) -> str:
     value = _first(headers, "x-amz-content-sha256")
     if value is None:
         raise InvalidRequest("Missing required header for this request: x-amz-content-sha256")
-    return _check_payload_hash(value)
+    return check_payload_hash(value)
 
 
-def _check_payload_hash(value: str) -> str:
+def check_payload_hash(value: str) -> str:
+    """`value` if it is a valid `x-amz-content-sha256`; InvalidArgument (400) otherwise, as S3 answers."""
     if value == UNSIGNED_PAYLOAD or value in STREAMING_MODES or _SHA256_HEX.fullmatch(value):
         return value
     raise InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING-* mode, or "
@@ -232,7 +233,7 @@ def _parse_presigned(method: str, raw_path: str, raw_query: str, headers: dict[s
         raise err("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\" and match "
                   "the credential date.")
     signed = _signed_header_names(query["X-Amz-SignedHeaders"], err)
-    payload_hash = _check_payload_hash(query.get("X-Amz-Content-Sha256", UNSIGNED_PAYLOAD))
+    payload_hash = check_payload_hash(query.get("X-Amz-Content-Sha256", UNSIGNED_PAYLOAD))
     return SigV4Auth(
         access_key=access_key, date=date, region=region, service=service, signed_headers=signed,
         signature=query["X-Amz-Signature"].lower(), amz_date=amz_date, payload_hash=payload_hash,

@@ -532,6 +532,8 @@ def test_put_payload_hash_and_etag_in_one_hop_or_streamed(cluster, s3, client, b
     assert got["Body"].read() == data and got["ETag"] == put["ETag"]
     r = requests.put(url, data=other, headers={"x-amz-content-sha256": hashlib.sha256(other).hexdigest()}, timeout=60)
     assert r.status_code == 200 and r.headers["ETag"] == f'"{_md5(other)}"', r.text
+    r = requests.put(url, data=data, headers={"x-amz-content-sha256": "not-a-hash"}, timeout=60)   # anonymous too
+    assert r.status_code == 400 and b"<Code>InvalidArgument</Code>" in r.content, r.text
     props = client.bucket(bucket.name).object(key).head(props="checksum,version,size")
     assert (props.checksum_value, props.obj_version, props.size) == (xxhash.xxh64(other).hexdigest(), "2", size)
     assert s3.get_object(Bucket=bucket.name, Key=key)["Body"].read() == other
