@@ -227,6 +227,23 @@ async def resolve(ctx: TargetContext, entries: Sequence[BatchEntry]) -> list[Res
                     _settle(e, out[i], meta.size, meta.mtime_ns, meta.bid, _bucket_id(ctx, e.bck))
         await asyncio.gather(*(fetch(i) for i in cold))
 
+    # during a rebalance, objects not moved here yet: moved now from their previous owner
+    from target import rebalance  # rebalance imports the object handlers, which import this module
+    unmoved = [i for i, r in enumerate(out) if r.status == 404 and entries[i].bck.is_ais]
+    if unmoved and rebalance.rebalance_pending(ctx):
+        sem = asyncio.Semaphore(16)
+
+        async def pull(i: int) -> None:
+            e = entries[i]
+            props = ctx.bmd.get(e.bck)
+            async with sem:
+                if props is None or not await rebalance.pull_from_neighbor(None, ctx, e.bck, e.obj, props):
+                    return
+                meta = await ctx.mountpaths.run(out[i].mp, fsmeta.stat_object, out[i].path)
+            if meta is not None:
+                _settle(e, out[i], meta.size, meta.mtime_ns, meta.bid, _bucket_id(ctx, e.bck))
+        await asyncio.gather(*(pull(i) for i in unmoved))
+
     # files inside shards
     archived = [i for i, e in enumerate(entries) if e.archpath and out[i].status == 0]
     if archived:

@@ -302,12 +302,13 @@ async def get_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucke
     return None
 
 
-async def pull_from_neighbor(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str,
+async def pull_from_neighbor(request: web.Request | None, ctx: TargetContext, bck: Bucket, obj: str,
                              props: Mapping[str, Any]) -> bool:
     """While a rebalance runs here: move the object here now from the first other target that
-    has it, as the rebalance would (for the S3 handlers, which then answer from the local copy
-    with their own headers). True if it is here now."""
-    await catch_up(request, ctx)
+    has it, as the rebalance would (for the S3 handlers and batch-get, which then answer from the
+    local copy). True if it is here now."""
+    if request is not None:
+        await catch_up(request, ctx)
     if not rebalance_pending(ctx):
         return False
     for node in neighbors(ctx, bck, obj):

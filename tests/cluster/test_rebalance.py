@@ -266,10 +266,11 @@ def test_killed_sender_resumes(make_cluster: Any) -> None:
     read_all_ok(client, "kill", set(names))
 
 
-def test_s3_reads_while_objects_move(make_cluster: Any) -> None:
-    """boto3 GETs, HEADs and DELETEs, through the proxy, of objects the new target owns but
-    the rebalance has not moved there yet: the new target pulls each from its old owner (no
-    NoSuchKey), it still ends up on its owner only, and a deleted one does not come back."""
+def test_s3_and_batch_reads_while_objects_move(make_cluster: Any) -> None:
+    """boto3 GETs, HEADs and DELETEs, and a batch-get, through the proxy, of objects the new
+    target owns but the rebalance has not moved there yet: the new target pulls each from its
+    old owner (no NoSuchKey, no missing entry), it still ends up on its owner only, and a
+    deleted one does not come back."""
     import boto3
     from botocore.config import Config
     slow = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # the moves take a while
@@ -286,14 +287,18 @@ def test_s3_reads_while_objects_move(make_cluster: Any) -> None:
     bck = make_bucket("s3reb")
     mine = sorted(n for n in names if m.owner(bck.object_uname(n)).id == new_id)  # type: ignore[union-attr]
     unmoved = [n for n, ts in placement(c, "s3reb").items() if n in mine and new_id not in ts]
-    assert len(unmoved) > 2, "the rebalance had finished before the reads; nothing to pull"
+    assert len(unmoved) > 4, "the rebalance had finished before the reads; nothing to pull"
     gone = unmoved.pop()
     s3 = boto3.client("s3", endpoint_url=f"{c.endpoint}/s3", aws_access_key_id="t", aws_secret_access_key="t",
                       region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
     s3.delete_object(Bucket="s3reb", Key=gone)
-    for n in unmoved[:len(unmoved) // 2]:
+    third = len(unmoved) // 3
+    batch = unmoved[2 * third:]
+    got = [(o.obj_name, data) for o, data in client.batch(batch, bucket=client.bucket("s3reb")).get()]
+    assert got == [(n, content(n)) for n in batch]
+    for n in unmoved[:third]:
         assert s3.get_object(Bucket="s3reb", Key=n)["Body"].read() == content(n), n
-    for n in unmoved[len(unmoved) // 2:]:
+    for n in unmoved[third:2 * third]:
         assert s3.head_object(Bucket="s3reb", Key=n)["ContentLength"] == len(content(n)), n
     wait_done(client, job_id)
     assert_placed(c, "s3reb", set(names) - {gone})
