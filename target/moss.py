@@ -235,9 +235,8 @@ async def resolve(ctx: TargetContext, entries: Sequence[BatchEntry]) -> list[Res
 
         async def pull(i: int) -> None:
             e = entries[i]
-            props = ctx.bmd.get(e.bck)
             async with sem:
-                if props is None or not await rebalance.pull_from_neighbor(None, ctx, e.bck, e.obj, props):
+                if not await rebalance.pull_moving(ctx, e.bck, e.obj):
                     return
                 meta = await ctx.mountpaths.run(out[i].mp, fsmeta.stat_object, out[i].path)
             if meta is not None:

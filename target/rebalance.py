@@ -327,6 +327,13 @@ async def pull_from_neighbor(request: web.Request | None, ctx: TargetContext, bc
     return False
 
 
+async def pull_moving(ctx: TargetContext, bck: Bucket, obj: str) -> bool:
+    """An `ais://` object missing here during a rebalance (shards, ETL and batch-get sources):
+    moved here now from its previous owner. True if it is here now."""
+    props = ctx.bmd.get(bck)
+    return bck.is_ais and props is not None and await pull_from_neighbor(None, ctx, bck, obj, props)
+
+
 async def delete_at_neighbors(ctx: TargetContext, bck: Bucket, obj: str, request: web.Request | None = None) -> bool:
     """While a rebalance runs here: delete copies not yet moved; True if any existed."""
     if request is not None:

@@ -98,6 +98,10 @@ async def _open_shard(ctx: TargetContext, bck: Bucket, obj: str, archmime: str) 
         remote.admit_cold(ctx, bck, obj)
         await remote.fetch_object(ctx, bck, obj, ctx.bucket_props(bck))
         opened = await ctx.mountpaths.run(mp, open_blocking, path, bucket_dir, obj, archmime, what)
+    if opened is None and bck.is_ais:
+        from target import rebalance  # rebalance imports the object handlers, which import this module
+        if await rebalance.pull_moving(ctx, bck, obj):   # not moved here yet
+            opened = await ctx.mountpaths.run(mp, open_blocking, path, bucket_dir, obj, archmime, what)
     if opened is None:
         raise ObjectNotFound(what)
     shard = _Shard(ctx, mp, *opened)

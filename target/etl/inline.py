@@ -35,6 +35,10 @@ async def local_object(ctx: TargetContext, bck: Bucket, obj: str) -> tuple[str, 
     if meta is None and not bck.is_ais:
         await remote.fetch_object(ctx, bck, obj, ctx.bucket_props(bck))
         meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
+    if meta is None and bck.is_ais:
+        from target import rebalance  # rebalance imports the object handlers, which import this package
+        if await rebalance.pull_moving(ctx, bck, obj):   # not moved here yet
+            meta = await ctx.mountpaths.run(mp, fsmeta.stat_object, path)
     if meta is None:
         raise ObjectNotFound(bck.object_cname(obj))
     return path, meta

@@ -8,9 +8,11 @@ and finished through the SDK.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import tarfile
 import threading
 import time
 import urllib.request
@@ -83,6 +85,16 @@ def assert_placed(c: Cluster, bucket: str, names: set[str]) -> dict[str, list[st
     wrong = {n: ts for n, ts in where.items() if ts != [m.owner(bck.object_uname(n)).id]}  # type: ignore[union-attr]
     assert not wrong, f"{len(wrong)} objects misplaced, e.g. {list(wrong.items())[:3]}"
     return where
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def content(name: str) -> bytes:
@@ -267,10 +279,11 @@ def test_killed_sender_resumes(make_cluster: Any) -> None:
 
 
 def test_s3_and_batch_reads_while_objects_move(make_cluster: Any) -> None:
-    """boto3 GETs, HEADs and DELETEs, and a batch-get, through the proxy, of objects the new
-    target owns but the rebalance has not moved there yet: the new target pulls each from its
-    old owner (no NoSuchKey, no missing entry), it still ends up on its owner only, and a
-    deleted one does not come back."""
+    """boto3 GETs, HEADs and DELETEs, a batch-get and files read from inside shards, through the
+    proxy, of objects the new target owns but the rebalance has not moved there yet: the new
+    target pulls each from its old owner (no NoSuchKey, no missing entry), it still ends up on
+    its owner only, and a deleted one does not come back."""
+    from aistore.sdk.archive_config import ArchiveConfig
     import boto3
     from botocore.config import Config
     slow = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # the moves take a while
@@ -279,6 +292,9 @@ def test_s3_and_batch_reads_while_objects_move(make_cluster: Any) -> None:
     client.bucket("s3reb").create()
     names = [f"s-{i:04d}" for i in range(400)]
     put_all(client, "s3reb", names)
+    shards = [f"sh-{i:02d}.tar" for i in range(40)]
+    for sh in shards:
+        client.bucket("s3reb").object(sh).get_writer().put_content(tar_of({"m.bin": content(sh)}))
     known = {j.uuid for j in rebalance_jobs(client)}
     new = add_target(c)
     job_id = wait_new_rebalance(client, known)
@@ -286,8 +302,15 @@ def test_s3_and_batch_reads_while_objects_move(make_cluster: Any) -> None:
     m = smap(c)
     bck = make_bucket("s3reb")
     mine = sorted(n for n in names if m.owner(bck.object_uname(n)).id == new_id)  # type: ignore[union-attr]
-    unmoved = [n for n, ts in placement(c, "s3reb").items() if n in mine and new_id not in ts]
+    where = placement(c, "s3reb")
+    unmoved = [n for n, ts in where.items() if n in mine and new_id not in ts]
     assert len(unmoved) > 4, "the rebalance had finished before the reads; nothing to pull"
+    unmoved_shards = [s for s in shards if m.owner(bck.object_uname(s)).id == new_id  # type: ignore[union-attr]
+                      and new_id not in where[s]]
+    assert unmoved_shards, "every shard had moved before it was read"
+    for sh in unmoved_shards:
+        reader = client.bucket("s3reb").object(sh).get_reader(archive_config=ArchiveConfig(archpath="m.bin"))
+        assert reader.read_all() == content(sh), sh
     gone = unmoved.pop()
     s3 = boto3.client("s3", endpoint_url=f"{c.endpoint}/s3", aws_access_key_id="t", aws_secret_access_key="t",
                       region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
@@ -301,7 +324,7 @@ def test_s3_and_batch_reads_while_objects_move(make_cluster: Any) -> None:
     for n in unmoved[third:2 * third]:
         assert s3.head_object(Bucket="s3reb", Key=n)["ContentLength"] == len(content(n)), n
     wait_done(client, job_id)
-    assert_placed(c, "s3reb", set(names) - {gone})
+    assert_placed(c, "s3reb", set(names) - {gone} | set(shards))
     read_all_ok(client, "s3reb", set(names) - {gone})
 
 
