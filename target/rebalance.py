@@ -112,14 +112,7 @@ async def send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp
         headers["Content-Length"] = str(meta.size)
     try:
         body: Any = data if f is None else file_chunks(ctx, mp, f, meta.size)
-        try:
-            async with ctx.http.session.put(url, data=body, params=params, headers=headers,
-                                            timeout=ctx.http.data_timeout()) as resp:
-                if resp.status >= 400:
-                    raise AisError(f"sending {bck.object_cname(obj)} to {owner.display}: "
-                                   f"{resp.status} {(await resp.text())[:200]}")
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise AisError(f"sending {bck.object_cname(obj)} to {owner.display}: {type(exc).__name__}: {exc}") from exc
+        await _send(ctx, owner, url, body, headers, bck.object_cname(obj), params)
     finally:
         if f is not None:
             f.close()
@@ -128,6 +121,18 @@ async def send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp
         if removed:
             await mirror.remove_copies(ctx, bck, obj)
     return Moved(meta.size, removed)
+
+
+async def _send(ctx: TargetContext, owner: Node, url: str, body: Any, headers: Mapping[str, str], what: str,
+                params: Mapping[str, str] | None = None) -> None:
+    """PUT `body` to `owner`; AisError naming `what` when it did not take it."""
+    try:
+        async with ctx.http.session.put(url, data=body, params=params, headers=headers,
+                                        timeout=ctx.http.data_timeout()) as resp:
+            if resp.status >= 400:
+                raise AisError(f"sending {what} to {owner.display}: {resp.status} {(await resp.text())[:200]}")
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise AisError(f"sending {what} to {owner.display}: {type(exc).__name__}: {exc}") from exc
 
 
 def _remove_if_unchanged(path: str, bucket_dir: str, sent: ObjectMeta) -> bool:
@@ -191,11 +196,7 @@ def _commit_moved(work: str, final: str, meta: ObjectMeta, fsync: bool) -> bool:
     fsmeta.ensure_parent(final)
     os.rename(work, final)
     if fsync:
-        dfd = os.open(os.path.dirname(final), os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsmeta.fsync_dir(os.path.dirname(final))
     return True
 
 
@@ -425,13 +426,7 @@ async def send_upload(ctx: TargetContext, owner: Node, mp: str, upload_id: str, 
                                         apc.HDR_BACKGROUND: "true"})
             url = f"{owner.intra_url}{UPLOAD_PATH}/{upload_id}/{name}"
             try:
-                async with ctx.http.session.put(url, data=file_chunks(ctx, mp, f, size), headers=headers,
-                                                timeout=ctx.http.data_timeout()) as resp:
-                    if resp.status >= 400:
-                        raise AisError(f"sending upload {upload_id} to {owner.display}: "
-                                       f"{resp.status} {(await resp.text())[:200]}")
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise AisError(f"sending upload {upload_id} to {owner.display}: {type(exc).__name__}: {exc}") from exc
+                await _send(ctx, owner, url, file_chunks(ctx, mp, f, size), headers, f"upload {upload_id}")
             finally:
                 f.close()
         await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
@@ -472,11 +467,7 @@ def _publish_upload_file(work: str, d: str, name: str, xattrs: Mapping[str, byte
     os.makedirs(d, exist_ok=True)
     os.replace(work, f"{d}/{name}")
     if fsync:
-        dfd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsmeta.fsync_dir(d)
 
 
 async def hand_over_upload(request: web.Request) -> web.StreamResponse:

@@ -7,9 +7,11 @@ nodes. Readiness is awaited on the health endpoint; node logs are printed when a
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import socket
+import tarfile
 import time
 from typing import Any, Callable, Iterator
 
@@ -41,6 +43,17 @@ def free_base_port(count: int) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError("no free port range")
+
+
+def make_tar(files: dict[str, bytes], mode: str = "w") -> bytes:
+    """A tar (`mode` "w:gz" etc. for compressed ones) of `files` (member name -> content)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:   # type: ignore[call-overload]
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def wait_for(pred: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:

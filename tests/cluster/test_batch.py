@@ -22,7 +22,7 @@ import zstandard
 from aistore import Client
 from aistore.sdk.errors import AISError
 
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import Cluster, make_tar
 
 
 def _put_many(bucket: Any, n: int, size_of: Any, prefix: str = "o") -> dict[str, bytes]:
@@ -302,21 +302,11 @@ def test_remote_bucket_entries_are_fetched_cold_then_served_warm(moto: Any, remo
     assert all(moto.count("GET", f"/{s3b}/{k}") == 1 for k in data)
 
 
-def _tar_bytes(files: dict[str, bytes], mode: str = "w") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_mixed_archpath_range_and_missing_entries(cluster: Cluster, client: Client, bucket: Any) -> None:
     files = {f"s/{i:03d}.jpg": os.urandom(700 + i) for i in range(30)}
     files["s/meta.json"] = b'{"k": 1}'
-    bucket.object("shard.tar").get_writer().put_content(_tar_bytes(files))
-    bucket.object("shard.tgz").get_writer().put_content(_tar_bytes(files, "w:gz"))
+    bucket.object("shard.tar").get_writer().put_content(make_tar(files))
+    bucket.object("shard.tgz").get_writer().put_content(make_tar(files, "w:gz"))
     whole = os.urandom(5000)
     bucket.object("plain").get_writer().put_content(whole)
 
@@ -349,7 +339,7 @@ def test_batch_of_every_file_of_many_shards(cluster: Cluster, client: Client, bu
     """A loader's step: 600 samples from 20 tar shards spread over the targets, in one batch."""
     shards = {f"train-{k:03d}.tar": {f"{k:03d}/{i:03d}.cls": os.urandom(200 + i) for i in range(30)} for k in range(20)}
     for name, files in shards.items():
-        bucket.object(name).get_writer().put_content(_tar_bytes(files))
+        bucket.object(name).get_writer().put_content(make_tar(files))
     batch = client.batch(bucket=bucket)
     expected = []
     for name, files in shards.items():

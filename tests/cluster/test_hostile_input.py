@@ -27,6 +27,7 @@ import requests
 from aistore import Client
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from tests.cluster.conftest import make_tar
 from tests.cluster.test_bad_input import error_json, raw, unexpected_files
 
 TIMEOUT = 20
@@ -66,21 +67,9 @@ def hostile_bucket(cluster: Any) -> Iterator[str]:
     b.create()
     for obj in ("o", "dir/o2"):
         b.object(obj).get_writer().put_content(b"payload")
-    b.object("shard.tar").get_writer().put_content(_tar({"member.txt": b"hello"}))
+    b.object("shard.tar").get_writer().put_content(make_tar({"member.txt": b"hello"}))
     yield name
     b.delete(missing_ok=True)
-
-
-def _tar(members: dict[str, bytes]) -> bytes:
-    import io
-    import tarfile
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -578,7 +567,7 @@ def targeted_bucket(cluster: Any) -> Iterator[str]:
     name = "targeted-" + os.urandom(3).hex()
     base = cluster.endpoint
     requests.post(f"{base}/v1/buckets/{name}", json={"action": "create-bck"}, timeout=TIMEOUT).raise_for_status()
-    for obj, data in (("o", b"payload"), ("shard.tar", _tar({"member.txt": b"hello", "d/m2": b"x"}))):
+    for obj, data in (("o", b"payload"), ("shard.tar", make_tar({"member.txt": b"hello", "d/m2": b"x"}))):
         requests.put(f"{base}/v1/objects/{name}/{obj}", data=data, timeout=TIMEOUT).raise_for_status()
     yield name
     c = Client(base)
@@ -739,7 +728,7 @@ def _fuzz_restock(cluster: Any) -> None:
     """The fuzz buckets and their objects, back (fuzzed requests delete and rename them)."""
     for name in _FUZZ_BUCKETS:
         requests.post(f"{cluster.endpoint}/v1/buckets/{name}", json={"action": "create-bck"}, timeout=TIMEOUT)
-        for obj, data in (("o", b"payload"), ("dir/o2", b"payload"), ("shard.tar", _tar({"member.txt": b"hello"}))):
+        for obj, data in (("o", b"payload"), ("dir/o2", b"payload"), ("shard.tar", make_tar({"member.txt": b"hello"}))):
             r = requests.put(f"{cluster.endpoint}/v1/objects/{name}/{obj}", data=data, timeout=TIMEOUT)
             assert r.status_code == 200, (name, obj, r.status_code, r.content[:200])
 

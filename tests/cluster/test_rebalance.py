@@ -8,11 +8,9 @@ and finished through the SDK.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
-import tarfile
 import threading
 import time
 import urllib.request
@@ -25,7 +23,7 @@ from ais.cli import localcluster
 from ais.cli.localcluster import NodeSpec
 from ais.cmap import ClusterMap
 from ais.names import make_bucket
-from tests.cluster.conftest import Cluster, free_base_port
+from tests.cluster.conftest import Cluster, free_base_port, make_tar
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -43,6 +41,14 @@ def add_target(c: Cluster, env: dict[str, str] | None = None) -> NodeSpec:
     c.spec.save()
     localcluster.wait_ready(c.spec)
     return node
+
+
+def join_target(c: Cluster, client: Client) -> tuple[str, str, ClusterMap]:
+    """Add a target: (its ID, the rebalance its joining started, the new cluster map)."""
+    known = {j.uuid for j in rebalance_jobs(client)}
+    new = add_target(c)
+    job_id = wait_new_rebalance(client, known)
+    return node_id(c, new), job_id, smap(c)
 
 
 def restart_with(c: Cluster, name: str, env: dict[str, str]) -> None:
@@ -85,16 +91,6 @@ def assert_placed(c: Cluster, bucket: str, names: set[str]) -> dict[str, list[st
     wrong = {n: ts for n, ts in where.items() if ts != [m.owner(bck.object_uname(n)).id]}  # type: ignore[union-attr]
     assert not wrong, f"{len(wrong)} objects misplaced, e.g. {list(wrong.items())[:3]}"
     return where
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tar.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def content(name: str) -> bytes:
@@ -294,12 +290,8 @@ def test_s3_and_batch_reads_while_objects_move(make_cluster: Any) -> None:
     put_all(client, "s3reb", names)
     shards = [f"sh-{i:02d}.tar" for i in range(40)]
     for sh in shards:
-        client.bucket("s3reb").object(sh).get_writer().put_content(tar_of({"m.bin": content(sh)}))
-    known = {j.uuid for j in rebalance_jobs(client)}
-    new = add_target(c)
-    job_id = wait_new_rebalance(client, known)
-    new_id = node_id(c, new)
-    m = smap(c)
+        client.bucket("s3reb").object(sh).get_writer().put_content(make_tar({"m.bin": content(sh)}))
+    new_id, job_id, m = join_target(c, client)
     bck = make_bucket("s3reb")
     mine = sorted(n for n in names if m.owner(bck.object_uname(n)).id == new_id)  # type: ignore[union-attr]
     where = placement(c, "s3reb")
@@ -360,11 +352,7 @@ def test_multipart_uploads_go_on_across_a_join(make_cluster: Any) -> None:
         uid = s3.create_multipart_upload(Bucket="mpu", Key=key)["UploadId"]
         etag = s3.upload_part(Bucket="mpu", Key=key, UploadId=uid, PartNumber=1, Body=big)["ETag"]
         uploads[key] = (uid, etag)
-    known = {j.uuid for j in rebalance_jobs(client)}
-    new = add_target(c)
-    job_id = wait_new_rebalance(client, known)
-    new_id = node_id(c, new)
-    m = smap(c)
+    new_id, job_id, m = join_target(c, client)
     bck = make_bucket("mpu")
     moving = [k for k in uploads if m.owner(bck.object_uname(k)).id == new_id]  # type: ignore[union-attr]
     places = upload_places(c)

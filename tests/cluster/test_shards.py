@@ -18,6 +18,8 @@ from aistore.sdk.archive_config import ArchiveConfig, ArchiveMode
 from aistore.sdk.errors import AISError, ErrObjNotFound
 from aistore.sdk.list_object_flag import ListObjectFlag
 
+from tests.cluster.conftest import make_tar
+
 ENTRY_IS_CACHED, ENTRY_IN_ARCH, ENTRY_IS_ARCHIVE = 1 << 6, 1 << 7, 1 << 9
 
 FILES = {
@@ -29,16 +31,6 @@ FILES = {
     "meta/info.json": b'{"version": 1}',
     "empty.txt": b"",
 }
-
-
-def make_tar(files: dict[str, bytes], mode: str = "w") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tf:   # type: ignore[call-overload]
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def make_zip(files: dict[str, bytes]) -> bytes:
