@@ -103,6 +103,18 @@ class IntraClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise ServiceUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
 
+    async def put_data(self, url: str, body: Any, *, params: Mapping[str, str] | None = None,
+                       headers: Mapping[str, str] | None = None) -> None:
+        """A data-plane PUT of `body` (bytes or an async iterator) to a peer, under the data
+        timeouts; AisError "<status> <text>" or "<exception>: <text>" when the peer did not take it."""
+        try:
+            async with self.session.put(url, data=body, params=params, headers=headers,
+                                        timeout=self.data_timeout()) as resp:
+                if resp.status >= 400:
+                    raise AisError(f"{resp.status} {(await resp.text())[:200]}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise AisError(f"{type(exc).__name__}: {exc}") from exc
+
     async def call_json(self, method: str, url: str, **kw: Any) -> Any:
         _, body, _ = await self.call(method, url, **kw)
         return json.loads(body) if body else None

@@ -276,13 +276,7 @@ def _digests(slices: list[bytes]) -> list[str]:
 async def _put(ctx: TargetContext, node: Node, bck: Bucket, obj: str, meta: EcMeta, body: Any, length: int) -> None:
     url, params = _url(node, bck, obj)
     headers = ctx.http.headers({HDR_META: meta.to_json(), "Content-Length": str(length)})
-    try:
-        async with ctx.http.session.put(url, data=body, params=params, headers=headers,
-                                        timeout=ctx.http.data_timeout()) as resp:
-            if resp.status >= 400:
-                raise AisError(f"{resp.status} {(await resp.text())[:200]}")
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise AisError(f"{type(exc).__name__}: {exc}") from exc
+    await ctx.http.put_data(url, body, params=params, headers=headers)
 
 
 async def _drop_older(ctx: TargetContext, bck: Bucket, obj: str, node_ids: Iterable[str], generation: int) -> None:

@@ -127,12 +127,9 @@ async def _send(ctx: TargetContext, owner: Node, url: str, body: Any, headers: M
                 params: Mapping[str, str] | None = None) -> None:
     """PUT `body` to `owner`; AisError naming `what` when it did not take it."""
     try:
-        async with ctx.http.session.put(url, data=body, params=params, headers=headers,
-                                        timeout=ctx.http.data_timeout()) as resp:
-            if resp.status >= 400:
-                raise AisError(f"sending {what} to {owner.display}: {resp.status} {(await resp.text())[:200]}")
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise AisError(f"sending {what} to {owner.display}: {type(exc).__name__}: {exc}") from exc
+        await ctx.http.put_data(url, body, params=params, headers=headers)
+    except AisError as exc:
+        raise AisError(f"sending {what} to {owner.display}: {exc.message}") from exc
 
 
 def _remove_if_unchanged(path: str, bucket_dir: str, sent: ObjectMeta) -> bool:
