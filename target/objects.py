@@ -964,8 +964,9 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
         await ctx.mountpaths.run(mp, shutil.rmtree, d, True)
         return web.Response(status=200)
     from target import rebalance  # rebalance imports this module
-    deleted = await delete_object_everywhere(ctx, bck, obj)
-    if not await rebalance.delete_at_neighbors(ctx, bck, obj, request) and not deleted:   # copies not moved here yet
+    # copies not moved here yet first: one being sent is here once that delete returns
+    at_neighbors = await rebalance.delete_at_neighbors(ctx, bck, obj, request)
+    if not await delete_object_everywhere(ctx, bck, obj) and not at_neighbors:
         raise ObjectNotFound(bck.object_cname(obj))
     return web.Response(status=200)
 

@@ -94,7 +94,14 @@ class Moved:
 
 async def send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp: str, path: str) -> Moved | None:
     """Send the local object to `owner`, then remove it here once `owner` has it durably.
-    None when it vanished locally meanwhile."""
+    None when it vanished locally meanwhile. Under the object's lock from start to end, so a
+    delete of the unmoved copy (`delete_local_copy`) waits until the object is at its owner,
+    and the owner's delete, which comes after, removes it there."""
+    async with ctx.object_lock(bck.object_uname(obj)):
+        return await _send_object(ctx, owner, bck, obj, mp, path)
+
+
+async def _send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp: str, path: str) -> Moved | None:
     small = await ctx.mountpaths.run(mp, fsmeta.read_small, path, _SMALL)
     if small is None:
         return None
@@ -116,10 +123,9 @@ async def send_object(ctx: TargetContext, owner: Node, bck: Bucket, obj: str, mp
     finally:
         if f is not None:
             f.close()
-    async with ctx.object_lock(bck.object_uname(obj)):
-        removed = await ctx.mountpaths.run(mp, _remove_if_unchanged, path, ctx.mountpaths.bucket_dir(mp, bck), meta)
-        if removed:
-            await mirror.remove_copies(ctx, bck, obj)
+    removed = await ctx.mountpaths.run(mp, _remove_if_unchanged, path, ctx.mountpaths.bucket_dir(mp, bck), meta)
+    if removed:
+        await mirror.remove_copies(ctx, bck, obj)
     return Moved(meta.size, removed)
 
 

@@ -1007,8 +1007,8 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
         return r
     if "uploadId" in request.query:
         return await _abort_upload(request, ctx, bck, key, request.query["uploadId"])
+    await rebalance.delete_at_neighbors(ctx, bck, key, request)   # copies not moved here yet (first: see objects.py)
     await delete_object_everywhere(ctx, bck, key)
-    await rebalance.delete_at_neighbors(ctx, bck, key, request)   # copies not moved here yet must not come back
     return web.Response(status=204, headers=_rid())
 
 

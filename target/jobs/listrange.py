@@ -180,8 +180,8 @@ class DeleteListJob(ListRangeJob):
 
     async def one(self, name: str) -> int:
         assert self.src is not None
-        deleted = await delete_object_everywhere(self.ctx, self.src, name)
-        if not await rebalance.delete_at_neighbors(self.ctx, self.src, name) and not deleted:   # not moved here yet
+        at_neighbors = await rebalance.delete_at_neighbors(self.ctx, self.src, name)   # not moved here yet
+        if not await delete_object_everywhere(self.ctx, self.src, name) and not at_neighbors:
             raise NotFound(f"{self.src.object_cname(name)} does not exist")
         return 0
 
