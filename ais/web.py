@@ -14,7 +14,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -141,6 +141,19 @@ async def read_body(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTE
             raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
     return b"".join(parts)
 
+
+
+async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body in the pieces the parser delivered: no copies (`readany` and
+    `iter_chunked` join buffered pieces into new bytes first)."""
+    content = request.content
+    if not request.body_exists:
+        return   # aiohttp's empty reader answers (b"", True) forever: iterating it never ends
+    async for chunk, _ in content.iter_chunks():
+        if chunk:
+            yield chunk
+        elif content.at_eof():   # b"" also marks the end of an HTTP chunk: go on unless the body is done
+            return
 
 async def read_json(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTES) -> Any:
     """Read a bounded JSON control body; `None` when empty. Never used on object data."""

@@ -28,7 +28,7 @@ from ais.names import Bucket
 from ais.s3 import errors as s3e
 from ais.s3 import sigv4
 from ais.s3.web import COPY_SOURCE, MAX_XML_BYTES, element, parse_copy_source, read_xml, render_s3_error, xml_response
-from ais.web import STREAMING, read_body
+from ais.web import STREAMING, body_chunks, read_body
 from proxy import relay
 from proxy.buckets import PRIMARY, create_bucket, merged_page
 from proxy.remote import bucket_params, remote_page
@@ -490,13 +490,7 @@ async def _body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
             return await request.content.readexactly(size)
         except asyncio.IncompleteReadError as exc:
             raise s3e.IncompleteBody(f"the body ended after {len(exc.partial)} of {size} bytes") from exc
-    return _stream(request)
-
-
-async def _stream(request: web.Request) -> AsyncIterator[bytes]:
-    content = request.content
-    while chunk := await content.readany():
-        yield chunk
+    return body_chunks(request)
 
 
 async def object_op(request: web.Request) -> web.StreamResponse:

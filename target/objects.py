@@ -29,7 +29,7 @@ from ais.errors import (AisError, InsufficientStorage, BadMessage, BadRequest, C
                         ObjectNotFound, RangeNotSatisfiable, UnknownAction)
 from ais.httpdate import http_date
 from ais.names import Bucket
-from ais.web import STREAMING, read_action
+from ais.web import STREAMING, body_chunks, read_action
 from target import ec, mirror, remote
 from target.archive import formats, index as ar_index
 from target.backends.base import RemoteAttrs
@@ -546,24 +546,11 @@ async def write_work(ctx: TargetContext, mp: str, work: str, source: AsyncIterat
         raise
 
 
-async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The body in the pieces the parser delivered (no copies: `batches` groups them for writev;
-    iter_chunked and readany would join them into new buffers first)."""
-    content = request.content
-    if not request.body_exists:
-        return   # aiohttp's empty reader answers (b"", True) forever: iterating it never ends
-    async for chunk, _ in content.iter_chunks():
-        if chunk:
-            yield chunk
-        elif content.at_eof():   # b"" also marks the end of an HTTP chunk: go on unless the body is done
-            return
-
-
 async def receive_body(request: web.Request, ctx: TargetContext, mp: str, work: str, *, append: bool = False,
                        rec: Received | None = None) -> Received:
     """Stream the request body into `work` (see `write_work`); `rec` may bring a decoder and extra hashers."""
     rec = Received() if rec is None else rec
-    await write_work(ctx, mp, work, batches(_chunks(request), ctx.cfg.target.write_buffer_bytes),
+    await write_work(ctx, mp, work, batches(body_chunks(request), ctx.cfg.target.write_buffer_bytes),
                      rec, append=append, expected_bytes=None if append else request.content_length)
     ctx.metrics.bytes_in.labels(verb="PUT").inc(rec.size)
     return rec
