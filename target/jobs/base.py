@@ -30,8 +30,14 @@ def _rfc3339(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns / 1e9)) + f".{ns % 1_000_000_000:09d}Z"
 
 
+REBALANCE_IDLE_S = 5.0   # a pending rebalance not running this long (it failed, or never started): go on
+
+
 class Job:
     kind: ClassVar[str] = ""
+    # walks this target's objects: starts once a running rebalance is over, since an object on
+    # the move could be missed by both its old owner's walk and its new owner's
+    walks_local: ClassVar[bool] = False
 
     def __init__(self, ctx: TargetContext, job_id: str, src: Bucket | None, dst: Bucket | None, msg: dict[str, Any]) -> None:
         self.ctx, self.id, self.src, self.dst, self.msg = ctx, job_id, src, dst, msg
@@ -72,8 +78,25 @@ class Job:
     async def run(self) -> None:
         raise NotImplementedError
 
+    async def _after_rebalance(self) -> None:
+        """Wait while a rebalance runs here (or its metadata came and it is about to start)."""
+        from target import rebalance  # the rebalance job imports this module
+        loop = asyncio.get_running_loop()
+        idle_since: float | None = None
+        while rebalance.rebalance_pending(self.ctx):
+            if self.ctx.rebalancing:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = loop.time()
+            elif loop.time() - idle_since > REBALANCE_IDLE_S:
+                log.warning("job %s[%s]: a rebalance is pending but not running here; going on", self.kind, self.id)
+                return
+            await asyncio.sleep(0.25)
+
     async def _main(self) -> None:
         try:
+            if self.walks_local:
+                await self._after_rebalance()
             await self.run()
         except asyncio.CancelledError:
             self.aborted = True

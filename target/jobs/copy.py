@@ -14,6 +14,7 @@ class CopyBucketJob(Job):
     """copy-bck and move-bck: send every local object of src to the owner of its name in dst."""
 
     kind = "copy-bck"
+    walks_local = True
 
     async def run(self) -> None:
         assert self.src is not None and self.dst is not None

@@ -144,6 +144,7 @@ class EtlBucketJob(Job):
     """etl-bck: every local object of src (under `prefix`) through the ETL into dst."""
 
     kind = "etl-bck"
+    walks_local = True
     _t: EtlTransform
 
     @property

@@ -27,6 +27,7 @@ _BATCH = 512
 class ListRangeJob(Job):
     """Runs `one(name)` over the selected objects this target owns, `workers` at a time."""
 
+    walks_local = True
     remote_only: ClassVar[bool] = False
     moves_data: ClassVar[bool] = True        # False: metadata-only work (evict, delete), paced lighter
     list_backend: ClassVar[bool] = False   # a prefix lists the backend (else the local objects)

@@ -320,6 +320,25 @@ def test_s3_and_batch_reads_while_objects_move(make_cluster: Any) -> None:
     read_all_ok(client, "s3reb", set(names) - {gone})
 
 
+def test_copy_bucket_started_during_a_rebalance_copies_everything(make_cluster: Any) -> None:
+    """A bucket copy started while a joining target's rebalance moves objects: each target
+    copies only what it holds when it walks, so the copy waits until the rebalance is done;
+    every object reaches the destination."""
+    slow = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # the moves take a while
+    c = make_cluster(targets=3, env=slow)
+    client = Client(c.endpoint)
+    client.bucket("csrc").create()
+    names = [f"c-{i:04d}" for i in range(400)]
+    put_all(client, "csrc", names)
+    _, job_id, _ = join_target(c, client)
+    copy_job = client.bucket("csrc").copy(client.bucket("cdst"))
+    client.job(job_id=copy_job).wait(timeout=120)
+    wait_done(client, job_id)
+    copied = {e.name for e in client.bucket("cdst").list_all_objects()}
+    assert copied == set(names), f"{len(set(names) - copied)} objects not copied, e.g. {sorted(set(names) - copied)[:3]}"
+    read_all_ok(client, "cdst", set(names))
+
+
 def upload_places(c: Cluster) -> dict[str, list[str]]:
     """Multipart upload ID -> IDs of the targets holding it (its `upload.json`)."""
     where: dict[str, list[str]] = {}
