@@ -43,6 +43,19 @@ def add_target(c: Cluster, env: dict[str, str] | None = None) -> NodeSpec:
     return node
 
 
+SLOW_MOVES = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # a rebalance takes seconds
+
+
+def slow_moving_cluster(make_cluster: Any, bucket: str, names: list[str]) -> tuple[Cluster, Client]:
+    """3 targets whose first mountpaths are slow, so that objects are still on the move for a
+    while after a target joins; `names` stored in `bucket`."""
+    c = make_cluster(targets=3, env=SLOW_MOVES)
+    client = Client(c.endpoint)
+    client.bucket(bucket).create()
+    put_all(client, bucket, names)
+    return c, client
+
+
 def join_target(c: Cluster, client: Client) -> tuple[str, str, ClusterMap]:
     """Add a target: (its ID, the rebalance its joining started, the new cluster map)."""
     known = {j.uuid for j in rebalance_jobs(client)}
@@ -282,12 +295,8 @@ def test_s3_and_batch_reads_while_objects_move(make_cluster: Any) -> None:
     from aistore.sdk.archive_config import ArchiveConfig
     import boto3
     from botocore.config import Config
-    slow = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # the moves take a while
-    c = make_cluster(targets=3, env=slow)
-    client = Client(c.endpoint)
-    client.bucket("s3reb").create()
     names = [f"s-{i:04d}" for i in range(400)]
-    put_all(client, "s3reb", names)
+    c, client = slow_moving_cluster(make_cluster, "s3reb", names)
     shards = [f"sh-{i:02d}.tar" for i in range(40)]
     for sh in shards:
         client.bucket("s3reb").object(sh).get_writer().put_content(make_tar({"m.bin": content(sh)}))
@@ -324,12 +333,8 @@ def test_copy_bucket_started_during_a_rebalance_copies_everything(make_cluster: 
     """A bucket copy started while a joining target's rebalance moves objects: each target
     copies only what it holds when it walks, so the copy waits until the rebalance is done;
     every object reaches the destination."""
-    slow = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # the moves take a while
-    c = make_cluster(targets=3, env=slow)
-    client = Client(c.endpoint)
-    client.bucket("csrc").create()
     names = [f"c-{i:04d}" for i in range(400)]
-    put_all(client, "csrc", names)
+    c, client = slow_moving_cluster(make_cluster, "csrc", names)
     _, job_id, _ = join_target(c, client)
     copy_job = client.bucket("csrc").copy(client.bucket("cdst"))
     client.job(job_id=copy_job).wait(timeout=120)
@@ -357,11 +362,7 @@ def test_multipart_uploads_go_on_across_a_join(make_cluster: Any) -> None:
     at once. ListParts, UploadPart and Complete work during and after; nothing is left behind."""
     import boto3
     from botocore.config import Config
-    slow = {"AIS_TARGET_SLOW_MOUNTPATH": "0", "AIS_TARGET_SLOW_IO_MS": "40"}   # uploads move after the objects
-    c = make_cluster(targets=3, env=slow)
-    client = Client(c.endpoint)
-    client.bucket("mpu").create()
-    put_all(client, "mpu", [f"o-{i:04d}" for i in range(400)])
+    c, client = slow_moving_cluster(make_cluster, "mpu", [f"o-{i:04d}" for i in range(400)])   # uploads move after the objects
     s3 = boto3.client("s3", endpoint_url=f"{c.endpoint}/s3", aws_access_key_id="t", aws_secret_access_key="t",
                       region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
     big = os.urandom(5 << 20)   # a part that is not the last must be 5 MiB at least
