@@ -142,7 +142,6 @@ async def read_body(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTE
     return b"".join(parts)
 
 
-
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
     """The request body in the pieces the parser delivered: no copies (`readany` and
     `iter_chunked` join buffered pieces into new bytes first)."""
@@ -154,6 +153,7 @@ async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
             yield chunk
         elif content.at_eof():   # b"" also marks the end of an HTTP chunk: go on unless the body is done
             return
+
 
 async def read_json(request: web.Request, limit: int = apc.MAX_CONTROL_BODY_BYTES) -> Any:
     """Read a bounded JSON control body; `None` when empty. Never used on object data."""

@@ -777,6 +777,28 @@ def _mpu_check(d: str, uname: str) -> bool:
     return _mpu_load(d, uname) is not None
 
 
+def mpu_uploads(root: str) -> list[tuple[str, dict[str, Any]]]:
+    """Blocking: (upload ID, its `upload.json`) of every upload under one mountpath's `%mp`.
+    One without a readable `upload.json` is left out: being created, completed or aborted
+    meanwhile, or still arriving by rebalance (its `upload.json` comes last)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return found
+    for e in entries:
+        if not _UPLOAD_ID_RE.fullmatch(e.name):
+            continue
+        try:
+            with open(f"{e.path}/upload.json", encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("uname"), str):
+            found.append((e.name, doc))
+    return found
+
+
 async def _mpu_require(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> tuple[str, str]:
     mp, d = _mpu_dir(ctx, bck, obj, upload_id)
     if not await ctx.mountpaths.run(mp, _mpu_check, d, bck.object_uname(obj)):

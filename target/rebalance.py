@@ -15,9 +15,9 @@ not 404 before the object has moved. DELETE does the same, so a deleted object c
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
-import base64
 import os
 import re
 import shutil
@@ -32,12 +32,13 @@ from ais import apc, hrw, names
 from ais.cmap import Node, bucket_id
 from ais.errors import AisError, BadMessage, BadRequest, NotFound, ObjectNotFound
 from ais.membership import write_atomic
+from ais.web import body_chunks
 from ais.names import Bucket
 from target import mirror
 from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
-from target.objects import (_UPLOAD_ID_RE, Received, _mpu_dir, batches, file_chunks, object_headers, parse_range,
+from target.objects import (Received, _mpu_dir, batches, file_chunks, object_headers, parse_range,
                             routed_map_version, serve_file, write_work)
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ async def receive_object(request: web.Request) -> web.StreamResponse:
     ctx, bck, obj = _resolve(request)
     props = await ctx.require_bucket(bck, redirected=True)
     meta = meta_from_wire(request.headers.get(HDR_META, ""), bucket_id(props))
-    stored = await _store_moved(ctx, bck, obj, props, meta, request.content.iter_chunked(256 << 10))
+    stored = await _store_moved(ctx, bck, obj, props, meta, body_chunks(request))
     return web.json_response({"stored": stored})
 
 
@@ -369,37 +370,12 @@ HDR_XATTRS = "Ais-Rebalance-Xattrs"   # JSON: the file's user xattrs (base64) an
 _UPLOAD_FILE = re.compile(r"part\.\d{5}|upload\.json")   # fullmatch only
 
 
-def _upload_lock(ctx: TargetContext, upload_id: str) -> asyncio.Lock:
-    return ctx.object_lock(f"%mp/{upload_id}")
-
-
-def uploads_here(root: str) -> list[tuple[str, str]]:
-    """Blocking: (upload id, object uname) of every upload under one mountpath's `%mp`."""
-    out: list[tuple[str, str]] = []
-    try:
-        entries = list(os.scandir(root))
-    except FileNotFoundError:
-        return out
-    for e in entries:
-        if not (e.is_dir() and _UPLOAD_ID_RE.fullmatch(e.name)):
-            continue
-        try:
-            with open(f"{e.path}/upload.json", encoding="utf-8") as f:
-                uname = json.load(f).get("uname")
-        except (OSError, ValueError, AttributeError):
-            continue   # being created, or moved here still (upload.json comes last)
-        if isinstance(uname, str):
-            out.append((e.name, uname))
-    return out
-
-
 def _upload_files(d: str) -> list[str]:
     """Blocking: the files to move, parts first and `upload.json` last."""
     try:
-        files = sorted(n for n in os.listdir(d) if _UPLOAD_FILE.fullmatch(n))
+        return sorted((n for n in os.listdir(d) if _UPLOAD_FILE.fullmatch(n)), key=lambda n: (n == "upload.json", n))
     except FileNotFoundError:
         return []
-    return sorted(files, key=lambda n: n == "upload.json")
 
 
 def _open_upload_file(path: str) -> tuple[Any, int, str]:
@@ -419,7 +395,7 @@ async def send_upload(ctx: TargetContext, owner: Node, mp: str, upload_id: str, 
     """Move the upload `upload_id` (on mountpath `mp`) to `owner`, then remove it here. False
     when it is not here (moved or finished meanwhile)."""
     d = ctx.mountpaths.mpu_dir(mp, upload_id)
-    async with _upload_lock(ctx, upload_id):
+    async with ctx.object_lock(f"%mp/{upload_id}"):
         files = await ctx.mountpaths.run(mp, _upload_files, d)
         if "upload.json" not in files:
             return False
@@ -451,9 +427,11 @@ async def receive_upload_file(request: web.Request) -> web.StreamResponse:
         mtime_ns = int(info["mtime"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BadMessage(f"malformed {HDR_XATTRS} header: {exc}") from exc
+    if other := [k for k in xattrs if not k.startswith("user.")]:
+        raise BadMessage(f"{HDR_XATTRS}: only user.* attributes move with an upload, not {other}")
     work = ctx.mountpaths.work_path(mp, "reb.")
-    await write_work(ctx, mp, work, batches(request.content.iter_chunked(256 << 10), ctx.cfg.target.write_buffer_bytes),
-                     Received(), expected_bytes=request.content_length or 0)
+    await write_work(ctx, mp, work, batches(body_chunks(request), ctx.cfg.target.write_buffer_bytes),
+                     Received(), expected_bytes=request.content_length)
     try:
         await ctx.mountpaths.run(mp, _publish_upload_file, work, d, name, xattrs, mtime_ns, ctx.cfg.target.fsync)
     except OSError as exc:
@@ -490,17 +468,13 @@ async def hand_over_upload(request: web.Request) -> web.StreamResponse:
 
 
 async def pull_upload(request: web.Request, ctx: TargetContext, bck: Bucket, obj: str, upload_id: str) -> None:
-    """While a rebalance runs here: have the target that holds the upload `upload_id` (not moved
-    here yet) send it now. The caller looks for it again afterwards."""
+    """While a rebalance runs here: have the target that holds the upload `upload_id` (a valid
+    ID, not found here) send it now; concurrent asks are one send there (`send_upload` holds
+    the upload's lock), the rest find nothing. The caller looks for it again afterwards."""
     await catch_up(request, ctx)
-    if not rebalance_pending(ctx) or not _UPLOAD_ID_RE.fullmatch(upload_id):
+    if not rebalance_pending(ctx):
         return
-    uname = bck.object_uname(obj)
-    mp, d = _mpu_dir(ctx, bck, obj, upload_id)
-    async with _upload_lock(ctx, upload_id):
-        if await ctx.mountpaths.run(mp, os.path.exists, f"{d}/upload.json"):
-            return   # another request pulled it meanwhile
-    headers = {HDR_UPLOAD: quote(uname), apc.HDR_SMAP_VER: str(ctx.smap.version)}
+    headers = {HDR_UPLOAD: quote(bck.object_uname(obj)), apc.HDR_SMAP_VER: str(ctx.smap.version)}
     for node in neighbors(ctx, bck, obj):
         try:
             await ctx.http.call("POST", f"{node.intra_url}{UPLOAD_PATH}/{upload_id}", params={"to": ctx.me.id},

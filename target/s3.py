@@ -67,7 +67,7 @@ from target.context import CTX, TargetContext
 from target.fs import meta as fsmeta
 from target.fs.meta import ObjectMeta
 from target.objects import (SMALL_OBJECT_BYTES, _UPLOAD_ID_RE, MetaOf, Received, _check_bid, _mpu_assemble, _mpu_create,
-                            _mpu_dir, _mpu_load, batches, commit_object,
+                            _mpu_dir, _mpu_load, batches, commit_object, mpu_uploads,
                             delete_object_everywhere, etag_of,
                             object_headers, parse_range, put_body, receive_body, redirect_if_not_owner, serve_file,
                             write_work)
@@ -460,7 +460,8 @@ def _payload_sha256(headers: Mapping[str, str]) -> str | None:
     value = headers.get("x-amz-content-sha256")
     if value is None:
         return None
-    value = sigv4.check_payload_hash(value.strip().lower() if len(value.strip()) == 64 else value.strip())
+    value = value.strip()
+    value = sigv4.check_payload_hash(value.lower() if len(value) == 64 else value)
     return value if len(value) == 64 else None
 
 
@@ -1028,24 +1029,8 @@ async def post_object(request: web.Request) -> web.StreamResponse:
 
 def _scan_uploads(root: str, uname_prefix: str, bucket_uname_len: int) -> list[dict[str, Any]]:
     """Blocking: uploads under one mountpath's `%mp` whose object uname starts with `uname_prefix`."""
-    found: list[dict[str, Any]] = []
-    try:
-        entries = list(os.scandir(root))
-    except FileNotFoundError:
-        return found
-    for e in entries:
-        if not _UPLOAD_ID_RE.fullmatch(e.name):
-            continue
-        try:
-            with open(f"{e.path}/upload.json", encoding="utf-8") as f:
-                doc = json.load(f)
-        except (OSError, ValueError):
-            continue  # completed or aborted meanwhile
-        uname = doc.get("uname") if isinstance(doc, dict) else None
-        if isinstance(uname, str) and uname.startswith(uname_prefix):
-            found.append({"key": uname[bucket_uname_len:], "upload_id": e.name,
-                          "initiated_ns": int(doc.get("created_ns", 0))})
-    return found
+    return [{"key": doc["uname"][bucket_uname_len:], "upload_id": upload_id, "initiated_ns": int(doc.get("created_ns", 0))}
+            for upload_id, doc in mpu_uploads(root) if doc["uname"].startswith(uname_prefix)]
 
 
 async def list_uploads(request: web.Request) -> web.StreamResponse:

@@ -30,6 +30,7 @@ from target import rebalance
 from target.context import TargetContext
 from target.fs.walk import walk_sorted
 from target.jobs.base import Job
+from target.objects import mpu_uploads
 
 if TYPE_CHECKING:
     from target.jobs import JobRegistry
@@ -121,7 +122,8 @@ class RebalanceJob(Job):
         ctx = self.ctx
         failed = 0
         for mp in ctx.mountpaths.paths:
-            for upload_id, uname in await ctx.mountpaths.run(mp, rebalance.uploads_here, ctx.mountpaths.mpu_dir(mp, "")):
+            for upload_id, doc in await ctx.mountpaths.run(mp, mpu_uploads, ctx.mountpaths.mpu_dir(mp, "")):
+                uname = doc["uname"]
                 owner = ctx.smap.owner(uname)
                 if owner is None or owner.id == ctx.me.id:
                     continue

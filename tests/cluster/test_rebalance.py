@@ -444,3 +444,28 @@ def test_decommission_moves_everything_off(make_cluster: Any) -> None:
         assert time.monotonic() < deadline, "the decommissioned target is still running"
         time.sleep(0.1)
     assert t2 not in smap(c).targets
+
+
+def test_upload_handover_refuses_bad_input(cluster: Cluster) -> None:
+    """The intra endpoints that move multipart uploads between targets answer a malformed
+    request with a 4xx that names the problem, and store nothing."""
+    import requests
+    t = cluster.targets[0]
+    base = f"http://127.0.0.1:{t.intra_port}/v1/rebalance-upload"
+    uid = "0123456789abcdef0123456789abcdef"
+    good = {"Ais-Rebalance-Upload": "ais/@%23/reb-bad/obj", "Ais-Rebalance-Xattrs": '{"x": {}, "mtime": 1}'}
+    cases = [
+        (f"{base}/not-an-id/part.00001", good, "invalid upload ID"),
+        (f"{base}/{uid}/..%2Fescape", good, "invalid upload file name"),
+        (f"{base}/{uid}/part.00001", {**good, "Ais-Rebalance-Upload": ""}, "invalid object uname"),
+        (f"{base}/{uid}/part.00001", {**good, "Ais-Rebalance-Xattrs": "{not json"}, "malformed Ais-Rebalance-Xattrs"),
+        (f"{base}/{uid}/part.00001", {**good, "Ais-Rebalance-Xattrs": '{"x": {"security.selinux": "eA=="}, "mtime": 1}'},
+         "only user.* attributes"),
+    ]
+    for url, headers, says in cases:
+        r = requests.put(url, data=b"x", headers=headers, timeout=10)
+        assert 400 <= r.status_code < 500 and says in r.text, (url, r.status_code, r.text)
+    r = requests.post(f"{base}/{uid}", params={"to": "nobody"}, headers=good, timeout=10)
+    assert r.status_code == 400 and "unknown target 'nobody'" in r.text, r.text
+    for mp in t.mountpaths:
+        assert not os.path.exists(os.path.join(mp, "%mp", uid)), "a refused file was stored"
