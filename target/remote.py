@@ -253,11 +253,21 @@ async def serve_cold(request: web.Request, fetch: ColdFetch, headers_of: Callabl
         await resp.prepare(request)
         request[STREAMING] = True
         pos, end = offset, offset + count
+        # a read to the object's end holds back its last byte until the fetch has published the
+        # object: once a reader has it all, the object is in the cluster (listed as cached, and
+        # the next GET is warm), not still being fsynced and committed behind the reader's back
+        hold = 1 if count and end == attrs.size else 0
         pool, stall_s = ctx.mountpaths.pool(fetch.mp), ctx.cfg.timeouts.data_read_s
         while pos < end:
             if fetch.written <= pos:
                 await fetch.wait_for(pos)
             n = min(end, fetch.written) - pos   # what is on disk now, sent zero-copy
+            if hold and pos + n == end and not fetch.done:
+                if n > hold:
+                    await send_fd(request, resp, fetch.rfd, pos, n - hold, pool, stall_s)
+                    pos += n - hold
+                await fetch.finished()   # published, or failed: the bytes read are right either way
+                continue
             await send_fd(request, resp, fetch.rfd, pos, n, pool, stall_s)
             pos += n
         await resp.write_eof()
