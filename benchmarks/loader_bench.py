@@ -12,6 +12,8 @@ directory. Each case reads every sample once per round through `DataLoader(num_w
   (e) batch-get     ais.pytorch.AISBatchLoader: GetBatch requests of ~8 MiB (several minibatches), one per
                     owning target (2 in flight per worker)
   (f) local-disk    the same files read with open().read() by a map-style dataset: the ceiling
+  (g) no-io         batches of zero bytes made in the workers, no reads at all: what the DataLoader's
+                    own plumbing (worker -> main pickling through a pipe) costs, the floor under (f)
 
 Rounds interleave the cases so machine drift hits all alike; the table has medians and each
 case's ratio to (f). Issue-6 target: (e) >= 0.5 x (f). Everything (cluster, workers, this
@@ -39,7 +41,7 @@ import time
 from typing import Any, Callable
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ais.cli import localcluster  # noqa: E402
@@ -67,6 +69,20 @@ class LocalFiles(Dataset[tuple[str, bytes]]):
     def __getitem__(self, i: int) -> tuple[str, bytes]:
         with open(os.path.join(self.root, self.names[i]), "rb") as f:
             return self.names[i], f.read()
+
+
+class NoIO(IterableDataset[tuple[list[str], list[bytes]]]):
+    """Each worker's share of the minibatches, made of `bytes(size)`: no storage at all."""
+
+    def __init__(self, names: list[str], size: int) -> None:
+        self.names, self.size = names, size
+
+    def __iter__(self) -> Any:
+        info = get_worker_info()
+        w, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        for start in range(w * BATCH, len(self.names), n * BATCH):
+            names = self.names[start:start + BATCH]
+            yield names, [bytes(self.size) for _ in names]
 
 
 def node_cpu_s(pids: list[int]) -> float:
@@ -122,8 +138,8 @@ def make_data(n: int, size: int, root: str) -> tuple[dict[str, bytes], dict[str,
     return data, shards
 
 
-def cases(endpoint: str, root: str, names: list[str]) -> dict[str, Callable[[], int]]:
-    direct, proxied = Client(endpoint), Client(endpoint, direct=False)
+def cases(endpoint: str, root: str, names: list[str], direct: Client, proxied: Client,
+          size: int) -> dict[str, Callable[[], int]]:
     dl = dict(num_workers=WORKERS, prefetch_factor=4)
 
     def ours(client: Client) -> Callable[[], int]:
@@ -148,6 +164,7 @@ def cases(endpoint: str, root: str, names: list[str]) -> dict[str, Callable[[], 
         "e-batch-get": lambda: count(DataLoader(batch_ds, batch_size=None, **dl), lambda b: len(b[0])),
         "f-local-disk": lambda: count(DataLoader(local, batch_size=BATCH, shuffle=True, collate_fn=as_list, **dl),
                                       len),
+        "g-no-io": lambda: count(DataLoader(NoIO(names, size), batch_size=None, **dl), lambda b: len(b[0])),
     }
 
 
@@ -165,6 +182,7 @@ def main() -> None:
     root = os.path.join(work, "local")
     spec = localcluster.up(os.path.join(work, "cluster"), 1, 3, 2, free_base_port(8), fsync=False)
     rows: list[dict[str, Any]] = []
+    clients: list[Client] = []
     try:
         t0 = time.perf_counter()
         data, shards = make_data(args.samples, args.size_kib << 10, root)
@@ -173,7 +191,9 @@ def main() -> None:
               flush=True)
         names = list(data)
         pids = [n.pid for n in spec.nodes]
-        todo = cases(spec.endpoint, root, names)
+        direct, proxied = Client(spec.endpoint), Client(spec.endpoint, direct=False)
+        clients.extend((direct, proxied))
+        todo = cases(spec.endpoint, root, names, direct, proxied, args.size_kib << 10)
         if args.only:
             todo = {k: v for k, v in todo.items() if k[0] in args.only.split(",")}
         times: dict[str, list[float]] = {k: [] for k in todo}
@@ -192,6 +212,8 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
+        for c in clients:
+            c.close()
         localcluster.down(os.path.join(work, "cluster"))
     med = {k: len(names) / statistics.median(v) for k, v in times.items()}
     ceiling = med.get("f-local-disk")
