@@ -804,8 +804,8 @@ async def _mpu_require(request: web.Request, ctx: TargetContext, bck: Bucket, ob
     if not await ctx.mountpaths.run(mp, _mpu_check, d, bck.object_uname(obj)):
         from target import rebalance  # rebalance imports this module
         await rebalance.pull_upload(request, ctx, bck, obj, upload_id)   # on its previous owner still?
-    if not await ctx.mountpaths.run(mp, _mpu_check, d, bck.object_uname(obj)):
-        raise NotFound(f"multipart upload {upload_id} of {bck.object_cname(obj)} does not exist")
+        if not await ctx.mountpaths.run(mp, _mpu_check, d, bck.object_uname(obj)):
+            raise NotFound(f"multipart upload {upload_id} of {bck.object_cname(obj)} does not exist")
     return mp, d
 
 
